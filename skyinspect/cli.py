@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("datasets.cli:dataset", "Build, import, validate and preview YOLO datasets."),
     "train": ("detection.cli:train", "Train a YOLO defect detector (offline)."),
     "evaluate": ("detection.cli:evaluate", "Evaluate a PyTorch or ONNX model on a YOLO dataset."),
-    "predict": ("detection.cli:predict", "Detect defects in images with the project's inference core."),
+    "predict": ("detection.cli_predict:predict", "Detect defects in images with the project's inference core."),
     "models": ("detection.cli:models", "The model registry: list, promote, rollback."),
     "export": ("onnx_export.cli:export", "Export a model to ONNX (FP32 / FP16 / INT8) and verify it."),
     "run": ("pipelines.cli:run", "Process one ingested flight through the Dagster job, in-process."),
