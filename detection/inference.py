@@ -1,0 +1,165 @@
+"""``Detector``: the numpy inference core, ``prepare → infer → decode → rescale``, over any :class:`Backend`.
+
+Used as it is by the cloud pipeline and the on-site runtime; imports no torch, ultralytics or dagster.
+
+    det = Detector.from_onnx("wind-rgb.onnx", conf=0.25)
+    found = det.predict(read_image("DJI_0001.JPG"))        # Detections in frame pixels
+    records = found.to_records(det.names)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detection.backends import Backend, OrtBackend
+from detection.detections import Detections
+from detection.model_meta import ModelMeta
+from detection.postprocess import decode
+from detection.preprocess import LetterboxInfo, letterbox, to_model_image, to_tensor, unletterbox_boxes
+
+logger = logging.getLogger(__name__)
+
+
+class Detector:
+    """Runs a detection model on whole images.
+
+    Args:
+        backend: the engine (:class:`OrtBackend`, or a torch backend in the cloud).
+        meta: the model's metadata (class names, input size, stride, input kind, thermal window).
+        conf: keep detections scoring strictly above this.
+        iou: NMS IoU threshold.
+        max_det: at most this many detections per image.
+        batch_size: images per backend call in :meth:`predict_batch` (static-batch models are chunked by the backend).
+        agnostic: class-agnostic NMS.
+        imgsz: (h, w) input size for models with dynamic spatial dims (default: the metadata's ``imgsz``).
+
+    Raises:
+        ValueError: thresholds outside 0..1, or an input size the model's static input contradicts.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        meta: ModelMeta,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        max_det: int = 300,
+        batch_size: int = 8,
+        agnostic: bool = False,
+        imgsz: tuple[int, int] | None = None,
+    ) -> None:
+        if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+            raise ValueError(f"Detector: conf and iou must be in 0..1, got conf={conf}, iou={iou}")
+        if max_det < 1 or batch_size < 1:
+            raise ValueError(f"Detector: max_det and batch_size must be >= 1, got {max_det}, {batch_size}")
+        self.backend = backend
+        self.meta = meta
+        self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
+        self.batch_size, self.agnostic = int(batch_size), agnostic
+        _, _, h, w = backend.input_shape
+        if h is not None and w is not None:
+            if imgsz is not None and tuple(imgsz) != (h, w):
+                raise ValueError(f"Detector: imgsz {imgsz} given, but {meta.source} has a static input of {(h, w)}")
+            if (h, w) != meta.imgsz:
+                logger.warning("%s: metadata imgsz %s differs from the input %s; using the input", meta.source, meta.imgsz, (h, w))
+            self.input_hw: tuple[int, int] = (h, w)
+        else:
+            self.input_hw = tuple(imgsz) if imgsz is not None else meta.imgsz  # type: ignore[assignment]
+
+    @classmethod
+    def from_onnx(
+        cls,
+        path: str | Path,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        max_det: int = 300,
+        batch_size: int = 8,
+        providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+        provider_options: dict[str, dict[str, Any]] | None = None,
+        intra_op_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        fp16: bool = True,
+        agnostic: bool = False,
+        imgsz: tuple[int, int] | None = None,
+    ) -> Detector:
+        """Open an ONNX model; class names, input size and input kind come from its own metadata.
+
+        Raises:
+            BackendError: the file cannot be loaded or a requested provider is unavailable.
+            ModelMetadataError: the metadata lacks names / imgsz / stride / task (the keys are named).
+        """
+        backend = OrtBackend(
+            path,
+            providers=providers,
+            provider_options=provider_options,
+            intra_op_threads=intra_op_threads,
+            cache_dir=cache_dir,
+            fp16=fp16,
+        )
+        meta = ModelMeta.from_metadata(backend.metadata, path)
+        return cls(backend, meta, conf=conf, iou=iou, max_det=max_det, batch_size=batch_size, agnostic=agnostic, imgsz=imgsz)
+
+    # ------------------------------------------------------------------------------------------------ facts
+    @property
+    def names(self) -> dict[int, str]:
+        return self.meta.names
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector({self.meta.source}, {self.backend.name} {self.backend.providers}, input {self.input_hw}, "
+            f"{self.meta.nc} classes, conf={self.conf}, iou={self.iou})"
+        )
+
+    # ------------------------------------------------------------------------------------------------ stages
+    def model_image(self, image: np.ndarray) -> np.ndarray:
+        """Any readable image → the (H, W, 3) uint8 BGR view this model takes (thermal windowing, grey → 3ch)."""
+        return to_model_image(image, self.meta.input_kind, self.meta.thermal_window_c)
+
+    def prepare(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[LetterboxInfo]]:
+        """Images → ((B, 3, h, w) float32 RGB 0..1, one :class:`LetterboxInfo` each), letterboxed into one buffer."""
+        h, w = self.input_hw
+        buf = np.empty((len(images), h, w, 3), dtype=np.uint8)
+        infos = []
+        for i, image in enumerate(images):
+            view = self.model_image(image)
+            _, info = letterbox(view, (h, w), self.meta.stride, auto=False, out=buf[i])
+            infos.append(info)
+        return to_tensor(buf), infos
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """(B, 3, h, w) float32 → raw output (B, …) from the backend."""
+        return self.backend.run(batch)
+
+    def decode(self, raw: np.ndarray) -> list[Detections]:
+        """Raw output → one :class:`Detections` per image, in model-input pixels."""
+        return decode(raw, self.conf, self.iou, self.max_det, self.meta.nc, self.meta.end2end, self.agnostic)
+
+    @staticmethod
+    def rescale(dets: Sequence[Detections], infos: Sequence[LetterboxInfo]) -> list[Detections]:
+        """Detections in model-input pixels → original-image pixels (clipped to the image)."""
+        return [
+            Detections(unletterbox_boxes(d.xyxy, info), d.confidence, d.class_id, d.data)
+            for d, info in zip(dets, infos, strict=True)
+        ]
+
+    # ------------------------------------------------------------------------------------------------ predict
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect in several images (any sizes), ``batch_size`` at a time → one :class:`Detections` each."""
+        out: list[Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch, infos = self.prepare(chunk)
+            out.extend(self.rescale(self.decode(self.infer(batch)), infos))
+        return out
+
+    def predict(self, image: np.ndarray) -> Detections:
+        """Detect in one image → :class:`Detections` in its pixels."""
+        return self.predict_batch([image])[0]
+
+    __call__ = predict
