@@ -5,7 +5,8 @@ through their palette preview (``previews/<stem>.png`` of a synthetic flight) wh
 through the model window to greyscale.
 
 Sheet geometry (pixels): ``cols = ceil(sqrt(n))``, ``rows = ceil(n / cols)``; each cell is ``cell`` wide and
-``cell + CAPTION_H`` high; a legend strip of ``LEGEND_ROW_H`` per ``LEGEND_COLS`` classes closes the sheet.
+``cell + CAPTION_H`` high; a legend closes the sheet: ``legend_cols = clip(width // LEGEND_COL_W, 1, LEGEND_MAX_COLS)``
+classes per row, ``LEGEND_ROW_H`` per row.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 CAPTION_H = 18
 LEGEND_ROW_H = 20
-LEGEND_COLS = 3
+LEGEND_COL_W = 200
+LEGEND_MAX_COLS = 4
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
 
@@ -53,11 +55,15 @@ class GalleryResult:
         return {**self.__dict__, "out": str(self.out)}
 
 
+def legend_cols(width: int) -> int:
+    return max(1, min(LEGEND_MAX_COLS, width // LEGEND_COL_W))
+
+
 def sheet_size(n: int, cell: int, n_classes: int) -> tuple[int, int]:
     """``(width, height)`` of a sheet with ``n`` samples of ``cell`` px and a legend of ``n_classes`` entries."""
     cols = max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / cols))
-    legend = math.ceil(n_classes / LEGEND_COLS) * LEGEND_ROW_H
+    legend = math.ceil(n_classes / legend_cols(cols * cell)) * LEGEND_ROW_H
     return cols * cell, rows * (cell + CAPTION_H) + legend
 
 
@@ -95,6 +101,15 @@ def _font(size: int):
         return ImageFont.load_default(size=size)  # Pillow's bundled font: nothing downloaded
     except TypeError:  # older Pillow: fixed bitmap font
         return ImageFont.load_default()
+
+
+def _fit(text: str, width: float, font: Any) -> str:
+    """``text``, shortened with an ellipsis to fit ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…" if text else ""
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -137,7 +152,8 @@ def make_gallery(
 ) -> GalleryResult:
     """Draw ``n`` random samples of a YOLO set or a flight folder into a PNG contact sheet at ``out``.
 
-    Images with boxes are sampled first; background images fill the rest when there are too few.
+    Images with boxes are sampled first; background images fill the rest when there are too few. The sheet
+    has ``min(n, images available)`` cells (geometry in the module docstring).
 
     Raises:
         DatasetError: ``path`` is neither a flight folder nor a YOLO set, or holds no images.
@@ -162,6 +178,7 @@ def make_gallery(
     if len(chosen) < n and background:
         chosen += [background[i] for i in sorted(rng.permutation(len(background))[: n - len(chosen)])]
     legend_classes = list(range(len(names))) if names is not None else []
+    n = len(chosen)  # a set with fewer images than asked gives a smaller sheet
     width, height = sheet_size(n, cell, len(legend_classes))
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
@@ -182,16 +199,20 @@ def make_gallery(
             label, colour = _style(dom, names, int(c))
             box = [ox + x0 * sx, oy + y0 * sy, ox + x1 * sx, oy + y1 * sy]
             draw.rectangle(box, outline=colour, width=2)
-            draw.text((box[0] + 2, max(oy, box[1] - 13)), label, fill=colour, font=font)
+            room = (k % cols + 1) * cell - box[0] - 2
+            text, at = _fit(label, room, font), (box[0] + 2, max(oy, box[1] - 13))
+            draw.rectangle(draw.textbbox(at, text, font=font), fill=(0, 0, 0))  # readable on bright frames
+            draw.text(at, text, fill=colour, font=font)
         cy = (k // cols) * (cell + CAPTION_H) + cell + 2
-        draw.text(((k % cols) * cell + 4, cy), s.caption[: cell // 7], fill=TEXT, font=font)
-    top = height - math.ceil(len(legend_classes) / LEGEND_COLS) * LEGEND_ROW_H
-    col_w = width // LEGEND_COLS
+        draw.text(((k % cols) * cell + 4, cy), _fit(s.caption, cell - 8, font), fill=TEXT, font=font)
+    n_cols = legend_cols(width)
+    top = height - math.ceil(len(legend_classes) / n_cols) * LEGEND_ROW_H
+    col_w = width // n_cols
     for k, c in enumerate(legend_classes):
         label, colour = _style(dom, names, c)
-        x, y = (k % LEGEND_COLS) * col_w + 6, top + (k // LEGEND_COLS) * LEGEND_ROW_H + 4
+        x, y = (k % n_cols) * col_w + 6, top + (k // n_cols) * LEGEND_ROW_H + 4
         draw.rectangle([x, y, x + 12, y + 12], fill=colour)
-        draw.text((x + 18, y), label, fill=TEXT, font=font)
+        draw.text((x + 18, y), _fit(label, col_w - 28, font), fill=TEXT, font=font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def test_tile_windows_cover_the_frame(width, height, tile, overlap, expected_x, 
         covered[y0:y1, x0:x1] = True
     assert covered.all()
     xs = sorted({w[0] for w in windows})
-    for a, b in zip(xs, xs[1:], strict=False):  # neighbours overlap by at least the asked share
+    for a, b in itertools.pairwise(xs):  # neighbours overlap by at least the asked share
         assert (a + tile) - b >= int(overlap * tile)
 
 
