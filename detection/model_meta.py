@@ -51,7 +51,9 @@ def _literal(key: str, raw: Any, source: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise ModelMetadataError(f"{source}: metadata key {key!r} is not a JSON or Python literal: {raw!r}") from exc
+        raise ModelMetadataError(
+            f"{source}: metadata key {key!r} is not a JSON or Python literal: {raw!r}"
+        ) from exc
 
 
 def _bool(key: str, raw: Any, source: str) -> bool:
@@ -125,19 +127,27 @@ class ModelMeta:
         if isinstance(names_raw, list):
             names_raw = dict(enumerate(names_raw))
         if not isinstance(names_raw, dict) or not names_raw:
-            raise ModelMetadataError(f"{src}: metadata key 'names' must be a non-empty dict or list, got {names_raw!r}")
+            raise ModelMetadataError(
+                f"{src}: metadata key 'names' must be a non-empty dict or list, got {names_raw!r}"
+            )
         try:
             names = {int(k): str(v) for k, v in names_raw.items()}
         except (TypeError, ValueError) as exc:
-            raise ModelMetadataError(f"{src}: metadata key 'names' has non-integer ids: {names_raw!r}") from exc
+            raise ModelMetadataError(
+                f"{src}: metadata key 'names' has non-integer ids: {names_raw!r}"
+            ) from exc
         if sorted(names) != list(range(len(names))):
-            raise ModelMetadataError(f"{src}: metadata key 'names' ids must be 0..{len(names) - 1}, got {sorted(names)}")
+            raise ModelMetadataError(
+                f"{src}: metadata key 'names' ids must be 0..{len(names) - 1}, got {sorted(names)}"
+            )
 
         imgsz_raw = _literal("imgsz", metadata["imgsz"], src)
         if isinstance(imgsz_raw, int):
             imgsz_raw = [imgsz_raw, imgsz_raw]
         if not isinstance(imgsz_raw, (list, tuple)) or len(imgsz_raw) != 2:
-            raise ModelMetadataError(f"{src}: metadata key 'imgsz' must be [height, width], got {metadata['imgsz']!r}")
+            raise ModelMetadataError(
+                f"{src}: metadata key 'imgsz' must be [height, width], got {metadata['imgsz']!r}"
+            )
         try:
             imgsz = (int(imgsz_raw[0]), int(imgsz_raw[1]))
             stride_raw = _literal("stride", metadata["stride"], src)
@@ -145,10 +155,14 @@ class ModelMeta:
             batch = int(_literal("batch", metadata.get("batch", 1), src))
             channels = int(_literal("channels", metadata.get("channels", 3), src))
         except (TypeError, ValueError) as exc:
-            raise ModelMetadataError(f"{src}: metadata imgsz/stride/batch/channels are not integers: {exc}") from exc
+            raise ModelMetadataError(
+                f"{src}: metadata imgsz/stride/batch/channels are not integers: {exc}"
+            ) from exc
         task = str(metadata["task"]).strip()
         if task != "detect":
-            raise ModelMetadataError(f"{src}: metadata key 'task' is {task!r}; skyinspect runs 'detect' models only")
+            raise ModelMetadataError(
+                f"{src}: metadata key 'task' is {task!r}; skyinspect runs 'detect' models only"
+            )
         end2end = _bool("end2end", metadata.get("end2end", False), src)
 
         sky = {k[len(PREFIX) :]: v for k, v in metadata.items() if k.startswith(PREFIX)}
@@ -176,6 +190,15 @@ class ModelMeta:
                     f"{src}: metadata key 'skyinspect.thermal_window_c' must be [low, high] °C, got {raw!r}"
                 )
             window = (float(raw[0]), float(raw[1]))
+
+        try:
+            args = _literal("args", metadata["args"], src) if metadata.get("args") else {}
+        except ModelMetadataError:
+            args = {}
+        if isinstance(args, dict) and args.get("nms") is True:
+            end2end = (
+                True  # ultralytics writes end2end=False for nms=True exports, whose output is (B, max_det, 6)
+            )
 
         known = {*REQUIRED_KEYS, "batch", "channels", "end2end"}
         known |= {PREFIX + k for k in ("domain", "input_kind", "thermal_window_c", "taxonomy_version")}

@@ -47,18 +47,18 @@ def detect_layout(shape: tuple[int, ...], nc: int | None = None, end2end: bool |
     _, a, b = shape
     if end2end:
         if b < 6:
-            raise OutputFormatError(f"end2end model output must be (B, max_det, 6+), got {tuple(shape)}")
+            raise OutputFormatError(f"end2end model output must be (B, max_det, 6), got {tuple(shape)}")
+        return OutputLayout.END2END
+    if nc is not None and a == 4 + nc:
+        return OutputLayout.RAW
+    if b == 6:  # ultralytics' own rule: a last dimension of 6 is an end-to-end output
         return OutputLayout.END2END
     if nc is not None:
-        if a == 4 + nc:
-            return OutputLayout.RAW
         if b == 4 + nc:
             return OutputLayout.RAW_TRANSPOSED
-        if end2end is None and b == 6:
-            return OutputLayout.END2END
-        raise OutputFormatError(f"output shape {tuple(shape)} fits neither (B, 4+{nc}, N) nor (B, N, 6)")
-    if b == 6 and end2end is None:
-        return OutputLayout.END2END
+        raise OutputFormatError(
+            f"output shape {tuple(shape)} fits neither (B, 4+{nc}, N) nor (B, max_det, 6)"
+        )
     if a > 4 and b > a:
         return OutputLayout.RAW
     raise OutputFormatError(f"cannot tell the layout of output shape {tuple(shape)} without the class count")
