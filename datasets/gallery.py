@@ -1,6 +1,7 @@
 """Contact sheets: random samples of a YOLO set or a flight folder with their boxes drawn, for a quick look.
 
-Boxes are drawn in the taxonomy's colours with display names; a legend lists the classes. Thermal frames are shown
+Boxes are drawn in the taxonomy's colours, with display names on boxes large enough to carry one; a legend lists
+the classes. Thermal frames are shown
 through their palette preview (``previews/<stem>.png`` of a synthetic flight) when there is one, else mapped
 through the model window to greyscale.
 
@@ -27,6 +28,8 @@ from detection.radiometry import DEFAULT_WINDOW_C
 log = logging.getLogger(__name__)
 
 CAPTION_H = 18
+LABEL_MIN_BOX_PX = 24
+"""Boxes narrower than this on the sheet get no text label, only their class colour."""
 LEGEND_ROW_H = 20
 LEGEND_COL_W = 200
 LEGEND_MAX_COLS = 4
@@ -195,14 +198,20 @@ def make_gallery(
         ox = (k % cols) * cell + (cell - tw) // 2
         oy = (k // cols) * (cell + CAPTION_H) + (cell - th) // 2
         sheet.paste(thumb, (ox, oy))
-        for (x0, y0, x1, y1), c in zip(s.xyxy, s.class_ids, strict=True):
-            label, colour = _style(dom, names, int(c))
-            box = [ox + x0 * sx, oy + y0 * sy, ox + x1 * sx, oy + y1 * sy]
-            draw.rectangle(box, outline=colour, width=2)
-            room = (k % cols + 1) * cell - box[0] - 2
-            text, at = _fit(label, room, font), (box[0] + 2, max(oy, box[1] - 13))
+        boxes = [
+            ([ox + x0 * sx, oy + y0 * sy, ox + x1 * sx, oy + y1 * sy], *_style(dom, names, int(c)))
+            for (x0, y0, x1, y1), c in zip(s.xyxy, s.class_ids, strict=True)
+        ]
+        for box, label, colour in boxes:  # labels first (above the box, or below it at the top edge) ...
+            if box[2] - box[0] < LABEL_MIN_BOX_PX:
+                continue  # small boxes: colour only (see the legend), so labels do not hide the image
+            room = min((k % cols + 1) * cell - box[0] - 2, box[2] - box[0] + 40)
+            at = (box[0], box[1] - 14) if box[1] - 14 >= oy else (box[0], box[3] + 2)
+            text = _fit(label, room, font)
             draw.rectangle(draw.textbbox(at, text, font=font), fill=(0, 0, 0))  # readable on bright frames
             draw.text(at, text, fill=colour, font=font)
+        for box, _, colour in boxes:  # ... then every outline on top, so no label hides a box
+            draw.rectangle(box, outline=colour, width=2)
         cy = (k // cols) * (cell + CAPTION_H) + cell + 2
         draw.text(((k % cols) * cell + 4, cy), _fit(s.caption, cell - 8, font), fill=TEXT, font=font)
     n_cols = legend_cols(width)

@@ -111,7 +111,7 @@ def verify_manifest(root: Path, manifest: dict[str, Any]) -> list[str]:
         base = root / folder
         if base.is_dir():
             for p in sorted(base.rglob("*")):
-                if p.is_file() and p.resolve() not in listed:
+                if p.is_file() and p.suffix != ".cache" and p.resolve() not in listed:  # ultralytics' label caches
                     problems.append(f"{p.relative_to(root).as_posix()}: present but not in {MANIFEST}")
     recorded = manifest.get("version")
     if recorded and recorded != manifest_version(manifest):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection.radiometry import celsius_to_counts
+# pytest's default (prepend) import mode puts tests/ on sys.path, where tests/datasets/ (no __init__.py) would be
+# taken for the namespace package ``datasets`` and hide the real one (its __init__ and sub-packages such as
+# datasets.synth). With the repository root first on sys.path the real, regular package wins.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if sys.path[0] != _ROOT:
+    sys.path.insert(0, _ROOT)
+if getattr(sys.modules.get("datasets"), "__file__", "") is None:  # already imported as the namespace package
+    for _name in [m for m in sys.modules if m == "datasets" or m.startswith("datasets.")]:
+        del sys.modules[_name]
+
+from detection.radiometry import celsius_to_counts  # noqa: E402
 
 # A box: (class_id, x0, y0, x1, y1) in pixels.
 Box = tuple[int, float, float, float, float]

@@ -240,18 +240,51 @@ def test_import_set_is_remapped_by_name(make_flight, make_yolo_set, tmp_path):
         build_dataset([a], tmp_path / "ds2", import_sets=[foreign], progress=False)
 
 
-def test_build_from_a_generated_flight(tmp_path):
-    synth = pytest.importorskip("datasets.synth", reason="datasets.synth is not built yet")
-    if not hasattr(synth, "generate_flight"):
-        pytest.skip("datasets.synth.generate_flight is not importable yet")
-    try:
-        flights = [
-            synth.generate_flight(tmp_path / n, kind="pv-rgb", images=2, seed=i)
-            for i, n in enumerate(("g1", "g2"))
-        ]
-    except TypeError as exc:
-        pytest.skip(f"datasets.synth.generate_flight has another signature: {exc}")
-    roots = [Path(getattr(f, "out", tmp_path / n)) for f, n in zip(flights, ("g1", "g2"), strict=True)]
-    result = build_dataset(roots, tmp_path / "ds", background_ratio=None, progress=False)
-    assert all(len(s) == 1 for s in _split_of_flight(tmp_path / "ds").values())
-    assert sum(s.images for s in result.splits.values()) == 4
+def _generate_flight():
+    """datasets.synth's generate_flight, or None while the renderer is not built."""
+    import importlib
+
+    for module in ("datasets.synth", "datasets.synth.generate"):
+        try:
+            fn = getattr(importlib.import_module(module), "generate_flight", None)
+        except ImportError:
+            continue
+        if fn is not None:
+            return fn
+    return None
+
+
+def test_build_from_generated_flights(tmp_path):
+    """End to end on the real renderer: two tiny thermal flights → tiled set that validates, split by flight."""
+    from datasets.gallery import make_gallery
+    from datasets.validate import validate_dataset
+
+    generate_flight = _generate_flight()
+    if generate_flight is None:
+        pytest.skip(
+            "datasets.synth.generate_flight is not importable yet (the synthetic renderer is not built)"
+        )
+    roots = []
+    for seed, name in enumerate(("g1", "g2")):
+        try:
+            summary = generate_flight(
+                kind="pv-thermal",
+                images=3,
+                seed=seed,
+                out=tmp_path / name,
+                progress=False,
+                image_size=(320, 256),
+            )
+        except TypeError as exc:
+            pytest.skip(f"datasets.synth.generate_flight has another signature: {exc}")
+        roots.append(Path(getattr(summary, "out", tmp_path / name)))
+    out = tmp_path / "ds"
+    result = build_dataset(roots, out, tiles=TileOptions(size=160), background_ratio=None, progress=False)
+    assert all(len(s) == 1 for s in _split_of_flight(out).values())
+    assert {"g1", "g2"} == {g for s in result.splits.values() for g in s.groups}
+    report = validate_dataset(out, progress=False)
+    assert report.ok, report.errors
+    n_labels = sum(len(read_labels(p)) for p in (roots[0] / "truth" / "labels").glob("*.txt"))
+    assert (n_labels == 0) or report.boxes > 0
+    sheet = make_gallery(roots[0], tmp_path / "sheet.png", n=3, cell=160)
+    assert Image.open(sheet.out).size == (sheet.width, sheet.height)

@@ -36,6 +36,8 @@ def test_build_validate_version_through_the_cli(make_flight, tmp_path):
     assert runner.invoke(dataset, ["validate", str(out)]).exit_code == 0
     version = runner.invoke(dataset, ["version", str(out)])
     assert version.exit_code == 0 and version.output.strip() == payload["version"] == dataset_version(out)
+    (out / "labels" / "train.cache").write_bytes(b"ultralytics writes these while training")
+    assert runner.invoke(dataset, ["version", str(out), "--verify"]).exit_code == 0
     label = next((out / "labels" / "train").iterdir())
     label.write_text("")
     verify = runner.invoke(dataset, ["version", str(out), "--verify"])
