@@ -27,6 +27,7 @@ import io
 import math
 import re
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ _XMP_END = b"</x:xmpmeta>"
 _DJI_ATTR = re.compile(r"drone-dji:(\w+)\s*=\s*\"([^\"]*)\"")
 _DJI_ELEM = re.compile(r"<drone-dji:(\w+)>([^<]*)</drone-dji:\1>")
 _XMP_DATE = re.compile(r"(?:xmp:CreateDate|exif:DateTimeOriginal)\s*=\s*\"([^\"]+)\"")
+_EXIF_LOCK = threading.Lock()
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error, IndexError, TypeError)
 
 # EXIF tag ids
@@ -172,15 +174,29 @@ def _valid_position(lat: float | None, lon: float | None) -> tuple[bool, str]:
     return True, ""
 
 
-def _read_exif(image: Image.Image, fields: dict[str, Any], warn: list[str]) -> dict[str, Any]:
+def _read_exif(
+    image: Image.Image, fields: dict[str, Any], warn: list[str], earlier: list[str]
+) -> dict[str, Any]:
     """Fill camera, time and orientation fields from EXIF; return the GPS IFD (may be empty)."""
     try:
-        exif = image.getexif()
-        exif_ifd = dict(exif.get_ifd(_EXIF_IFD)) if _EXIF_IFD in exif else {}
-        gps = dict(exif.get_ifd(_GPS_IFD)) if _GPS_IFD in exif else {}
+        with _EXIF_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exif = image.getexif()
+            exif_ifd = dict(exif.get_ifd(_EXIF_IFD)) if _EXIF_IFD in exif else {}
+            gps = dict(exif.get_ifd(_GPS_IFD)) if _GPS_IFD in exif else {}
     except Exception as exc:  # Pillow raises many types on broken EXIF; the image itself may be fine
         warn.append(f"EXIF unreadable ({type(exc).__name__}: {exc}); camera, time and GPS from EXIF missing")
         return {}
+    problems = sorted(
+        {*earlier, *(str(w.message).strip() for w in caught if issubclass(w.category, UserWarning))}
+    )
+    if problems:
+        warn.append(f"EXIF damaged: {'; '.join(problems)}")
+    raw = image.info.get("exif") if image.format == "JPEG" else None
+    if raw and len(exif) == 0 and not problems:
+        warn.append(
+            f"EXIF segment present ({len(raw)} bytes) but unreadable; camera, time and GPS from EXIF missing"
+        )
     fields["make"] = _text(exif.get(_MAKE))
     fields["model"] = _text(exif.get(_MODEL))
     orientation = exif.get(_ORIENTATION)
@@ -237,8 +253,9 @@ def probe_image(data: bytes, name: str, max_pixels: int) -> ImageProbe:
         raise Rejected("empty_file", "the file is empty (0 bytes)")
     warn: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow reports damaged EXIF through warnings.warn; catch_warnings is process-global, hence the lock.
+        with _EXIF_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise Rejected("too_many_pixels", f"{exc} (header checked before decoding)") from exc
@@ -282,7 +299,12 @@ def probe_image(data: bytes, name: str, max_pixels: int) -> ImageProbe:
             "bit_depth": bit_depth,
             "channels": channels,
         }
-        gps_ifd = _read_exif(image, fields, warn)
+        open_problems = [
+            str(w.message).strip()
+            for w in caught
+            if not issubclass(w.category, Image.DecompressionBombWarning)
+        ]
+        gps_ifd = _read_exif(image, fields, warn, open_problems)
         dji = parse_xmp(data)
         xmp_date = dji.pop("_xmp_date", None)
         if fields.get("capture_time") is None and xmp_date:

@@ -87,8 +87,11 @@ def find_weed() -> Path:
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on ``host:port`` and we may bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # like the Go servers: a port whose old connections linger in TIME_WAIT can be bound again
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
+            sock.listen(1)
         except OSError:
             return False
     return True
@@ -254,6 +257,7 @@ class EmbeddedStore:
             f"-s3.port.grpc={ports['s3_grpc']}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",  # like MinIO: writing to a missing bucket is an error
             f"-s3.config={self.identity_file}",
             f"-admin.port={ports['admin']}",
             "-admin.ui=false",
