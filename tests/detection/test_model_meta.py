@@ -1,0 +1,127 @@
+"""detection.model_meta: ultralytics' metadata strings, skyinspect keys, errors naming keys and file."""
+
+from __future__ import annotations
+
+import pytest
+
+from detection import taxonomy
+from detection.model_meta import ModelMeta, ModelMetadataError
+
+WIND = taxonomy.class_names("wind-rgb")
+ULTRA = {
+    "description": "Ultralytics YOLO11n model",
+    "author": "Ultralytics",
+    "version": "8.4.190",
+    "task": "detect",
+    "batch": "1",
+    "stride": "32",
+    "imgsz": "[384, 640]",
+    "names": repr(dict(enumerate(WIND))),
+    "end2end": "False",
+    "channels": "3",
+    "args": "{'batch': 1, 'nms': None, 'dynamic': False, 'half': False}",
+}
+
+
+def test_parses_ultralytics_metadata() -> None:
+    meta = ModelMeta.from_metadata(ULTRA, "wind.onnx")
+    assert meta.names == dict(enumerate(WIND)) and meta.nc == 6
+    assert meta.imgsz == (384, 640)  # (height, width) as written
+    assert (meta.stride, meta.task, meta.batch, meta.end2end, meta.channels) == (32, "detect", 1, False, 3)
+    assert meta.domain is taxonomy.Domain.WIND  # inferred from the class names
+    assert meta.input_kind == "rgb"
+    assert meta.extra["args"]["batch"] == 1 and meta.extra["author"] == "Ultralytics"
+
+
+def test_parses_skyinspect_keys() -> None:
+    md = {
+        **ULTRA,
+        "names": repr(dict(enumerate(taxonomy.class_names("pv-thermal")))),
+        "skyinspect.domain": "pv-thermal",
+        "skyinspect.taxonomy_version": "1.0",
+        "skyinspect.input_kind": "thermal",
+        "skyinspect.thermal_window_c": "[10.0, 80.0]",
+        "skyinspect.model_version": "pv-thermal-2026.11.29-1",
+        "skyinspect.dataset_version": "ds-7",
+        "skyinspect.metrics": '{"mAP50": 0.81}',
+        "skyinspect.export": '{"precision": "fp16"}',
+    }
+    meta = ModelMeta.from_metadata(md, "t.onnx")
+    assert meta.domain is taxonomy.Domain.PV_THERMAL and meta.input_kind == "thermal"
+    assert meta.thermal_window_c == (10.0, 80.0) and meta.model_version == "pv-thermal-2026.11.29-1"
+    assert meta.metrics == {"mAP50": 0.81} and meta.extra["skyinspect.export"] == {"precision": "fp16"}
+    again = ModelMeta.from_metadata(meta.to_metadata(), "again")
+    assert (again.names, again.imgsz, again.domain, again.thermal_window_c, again.metrics) == (
+        meta.names,
+        meta.imgsz,
+        meta.domain,
+        meta.thermal_window_c,
+        meta.metrics,
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"names": None}, r"wind.onnx: model metadata lacks required key\(s\) names "),
+        ({"names": None, "stride": None, "task": None}, r"lacks required key\(s\) names, stride, task"),
+        ({"imgsz": ""}, r"lacks required key\(s\) imgsz"),
+        ({"task": "segment"}, r"wind.onnx: metadata key 'task' is 'segment'"),
+        ({"names": "{0: 'a', 2: 'b'}"}, r"'names' ids must be 0..1"),
+        ({"names": "not a literal ("}, r"'names' is not a JSON or Python literal"),
+        ({"imgsz": "[1, 2, 3]"}, r"'imgsz' must be \[height, width\]"),
+        ({"end2end": "maybe"}, r"'end2end' should be true/false"),
+        ({"skyinspect.domain": "marine"}, r"'skyinspect.domain': unknown domain 'marine'"),
+        ({"skyinspect.input_kind": "lidar"}, r"'skyinspect.input_kind' must be one of"),
+        ({"skyinspect.thermal_window_c": "[50, 10]"}, r"thermal_window_c' must be \[low, high\]"),
+    ],
+)
+def test_errors_name_the_key_and_file(changes, match) -> None:
+    md = {**ULTRA, **changes}
+    md = {k: v for k, v in md.items() if v is not None}
+    with pytest.raises(ModelMetadataError, match=match):
+        ModelMeta.from_metadata(md, "wind.onnx")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field", "want"),
+    [
+        ("names", '["a", "b"]', "names", {0: "a", 1: "b"}),  # JSON list
+        ("names", '{"0": "a", "1": "b"}', "names", {0: "a", 1: "b"}),  # JSON dict with string keys
+        ("imgsz", "320", "imgsz", (320, 320)),
+        ("stride", "[8, 16, 32]", "stride", 32),
+        ("end2end", "True", "end2end", True),
+        ("args", "{'nms': True}", "end2end", True),  # nms=True exports are end-to-end
+    ],
+)
+def test_value_variants(key, value, field, want) -> None:
+    meta = ModelMeta.from_metadata({**ULTRA, key: value})
+    assert getattr(meta, field) == want
+
+
+def test_unknown_names_leave_domain_unset() -> None:
+    meta = ModelMeta.from_metadata({**ULTRA, "names": "{0: 'person'}"})
+    assert meta.domain is None and meta.input_kind == "rgb"
+
+
+def test_from_onnx_real_file(onnx_model) -> None:
+    meta = ModelMeta.from_onnx(onnx_model.path)
+    assert meta.names == dict(enumerate(WIND)) and meta.imgsz == (320, 320) and meta.stride == 32
+    assert meta.domain is taxonomy.Domain.WIND and meta.source == str(onnx_model.path)
+
+
+def test_from_onnx_missing_keys_names_file(tmp_path, onnx_model) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_model.path))
+    keep = [p for p in model.metadata_props if p.key not in ("names", "task")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    path = tmp_path / "stripped.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(
+        ModelMetadataError, match=rf"{path}: model metadata lacks required key\(s\) names, task"
+    ):
+        ModelMeta.from_onnx(path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ModelMeta.from_onnx(tmp_path / "nope.onnx")
