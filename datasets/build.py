@@ -108,10 +108,24 @@ def parse_split(text: str) -> dict[str, float]:
             raise ValueError(f"split {part.strip()!r}: {value!r} is not a number") from None
         if fractions[name] < 0:
             raise ValueError(f"split {part.strip()!r}: fraction must be >= 0")
-    total = sum(fractions.values())
+    return normalise_split(fractions)
+
+
+def normalise_split(fractions: Mapping[str, float]) -> dict[str, float]:
+    """Split shares → shares of the splits that have one, summing to 1, in train/val/test order.
+
+    Raises:
+        ValueError: an unknown split name, a negative share, or no share for train or val.
+    """
+    unknown = sorted(set(fractions) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"split names {unknown} unknown; use {', '.join(SPLITS)}")
+    if any(v < 0 for v in fractions.values()):
+        raise ValueError(f"split shares must be >= 0, got {dict(fractions)}")
     if fractions.get("train", 0) <= 0 or fractions.get("val", 0) <= 0:
-        raise ValueError(f"split {text!r}: train and val need a share > 0")
-    return {k: fractions.get(k, 0.0) / total for k in SPLITS if fractions.get(k, 0.0) > 0}
+        raise ValueError(f"split {dict(fractions)}: train and val need a share > 0")
+    total = float(sum(fractions.values()))
+    return {k: fractions[k] / total for k in SPLITS if fractions.get(k, 0.0) > 0}
 
 
 def assign_splits(sizes: Mapping[str, int], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
@@ -292,6 +306,14 @@ def build_dataset(
         )
     if split_by not in {"flight", "image"}:
         raise DatasetError(f"split_by must be 'flight' or 'image', got {split_by!r}")
+    if split_by == "image" and (val_flights or test_flights):
+        raise DatasetError(
+            "--split-by image and pinned flights (--val-flight/--test-flight) exclude each other"
+        )
+    try:
+        split = normalise_split(split) if split is not None else None
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
     if background_ratio is not None and background_ratio < 0:
         raise DatasetError(f"background ratio must be >= 0, got {background_ratio}")
     dom, groups, fixed = _collect(flights, val_flights, test_flights, import_sets, domain)

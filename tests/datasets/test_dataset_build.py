@@ -115,6 +115,22 @@ def test_parse_split_rejects(text):
         parse_split(text)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"split": {"train": 0.8, "val": 0.0, "test": 0.2}}, "train and val need a share"),
+        ({"split": {"train": 0.8, "holdout": 0.2}}, r"split names \['holdout'\] unknown"),
+        ({"split_by": "frame"}, "split_by must be"),
+        ({"background_ratio": -1.0}, "background ratio"),
+    ],
+)
+def test_build_rejects_bad_arguments(make_flight, tmp_path, kwargs, message):
+    flights = [make_flight(n, frames=_frames(1)) for n in ("a", "b")]
+    with pytest.raises(DatasetError, match=message):
+        build_dataset(flights, tmp_path / "ds", progress=False, **kwargs)
+    assert not (tmp_path / "ds").exists()
+
+
 def test_tiling_clips_boxes_at_tile_borders(make_flight, tmp_path):
     # 200x100 frame, tiles of 100 without overlap: a box over the border at x=100 is cut in two halves; a box
     # that shows only 5 of its 45 px in the left tile keeps its right part only; a box lies inside one tile.
