@@ -4,7 +4,7 @@ No weights are downloaded: the network is built from ``yolo11.yaml`` (scale n) w
 classes. A freshly initialised YOLO11 outputs a constant score everywhere (activations vanish through the
 untrained layers), which would make any comparison meaningless. So the untrained model is *calibrated*: one
 forward pass in train mode with BatchNorm momentum 1 over synthetic frames sets every BatchNorm's running
-statistics to the batch's, which keeps activations at unit scale, and the class-logit convolution is scaled so
+statistics to those of a batch of letterboxed synthetic frames, which keeps activations at unit scale, and the class-logit convolution is scaled so
 scores spread over 0..1. The result is deterministic (seeded), untrained, and gives tens of boxes per frame with
 distinct scores — what parity tests need.
 """
@@ -22,7 +22,7 @@ from detection import taxonomy
 
 DOMAIN = taxonomy.Domain.WIND
 NAMES = taxonomy.class_names(DOMAIN)
-CLS_WEIGHT_SCALE = 0.6
+CLS_WEIGHT_SCALE = 2.0
 CLS_BIAS = -4.0
 
 
@@ -65,7 +65,13 @@ def build_calibrated_yolo(workdir: Path, imgsz: tuple[int, int] = (320, 320), se
     net = model.model
     head = net.model[-1]
     h, w = imgsz
-    calib = np.stack([synthetic_frame(h, w, seed=100 + i) for i in range(8)])[..., ::-1].transpose(0, 3, 1, 2)
+    from detection.preprocess import letterbox
+
+    shapes = [(h, w), (512, 640), (1080, 1920), (640, 360), (3000, 4000), (300, 400), (4000, 3000), (h, w)]
+    frames = [
+        letterbox(synthetic_frame(fh, fw, seed=100 + i), (h, w))[0] for i, (fh, fw) in enumerate(shapes)
+    ]
+    calib = np.stack(frames)[..., ::-1].transpose(0, 3, 1, 2)
     with torch.no_grad():
         for mod in net.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
