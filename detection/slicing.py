@@ -90,7 +90,9 @@ class SlicedDetector:
             raise ValueError(f"SlicedDetector: batch_size must be >= 1, got {batch_size}")
         self.detector = detector
         self.tile: tuple[int, int] = (
-            detector.input_hw if tile is None else ((tile, tile) if isinstance(tile, int) else (tile[0], tile[1]))
+            detector.input_hw
+            if tile is None
+            else ((tile, tile) if isinstance(tile, int) else (tile[0], tile[1]))
         )
         self.overlap = overlap
         self.batch_size = batch_size
@@ -112,26 +114,42 @@ class SlicedDetector:
         for start in range(0, len(wins), self.batch_size):
             chunk = wins[start : start + self.batch_size]
             tiles = [view[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]  # views, no copies
-            for k, (dets, (x1, y1, _, _)) in enumerate(zip(self.detector.predict_batch(tiles), chunk, strict=True)):
+            for k, (dets, (x1, y1, _, _)) in enumerate(
+                zip(self.detector.predict_batch(tiles), chunk, strict=True)
+            ):
                 if len(dets):
                     idx = np.full(len(dets), start + k, dtype=np.int32)
                     found.append(
-                        Detections(shift_boxes(dets.xyxy, x1, y1), dets.confidence, dets.class_id, {**dets.data, TILE_KEY: idx})
+                        Detections(
+                            shift_boxes(dets.xyxy, x1, y1),
+                            dets.confidence,
+                            dets.class_id,
+                            {**dets.data, TILE_KEY: idx},
+                        )
                     )
         if self.full_frame and len(wins) > 1:
             whole = self.detector.predict(view)
             if len(whole):
                 found.append(whole.with_data(**{TILE_KEY: np.full(len(whole), -1, dtype=np.int32)}))
-        return Detections.merge(found) if found else Detections.empty().with_data(**{TILE_KEY: np.zeros(0, np.int32)})
+        return (
+            Detections.merge(found)
+            if found
+            else Detections.empty().with_data(**{TILE_KEY: np.zeros(0, np.int32)})
+        )
 
     def merge_detections(self, dets: Detections) -> Detections:
-        """Merge detections from overlapping tiles (see the module docstring); best first, at most max_det."""
-        if not len(dets):
-            return dets
+        """Merge detections from overlapping tiles (see the module docstring); best first, at most max_det.
+
+        Detections that all come from one tile are returned as the detector gave them (nothing to merge).
+        """
+        if not len(dets) or len(np.unique(dets.data.get(TILE_KEY, np.zeros(1)))) == 1:
+            return dets.sorted()[: self.detector.max_det]
         keep = batched_nms(dets.xyxy, dets.confidence, dets.class_id, self.detector.iou)
         dets = dets[keep]
         if self.merge == "greedy":
-            dets = greedy_merge(dets, self.merge_threshold, group_key=TILE_KEY if TILE_KEY in dets.data else None)
+            dets = greedy_merge(
+                dets, self.merge_threshold, group_key=TILE_KEY if TILE_KEY in dets.data else None
+            )
         return dets[: self.detector.max_det]
 
     def predict(self, frame: np.ndarray) -> Detections:
