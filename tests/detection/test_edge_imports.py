@@ -1,0 +1,71 @@
+"""The inference core is what the Jetson runs: importing and USING it must not load torch, ultralytics or dagster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORE_MODULES = [
+    "detection.detections",
+    "detection.boxes",
+    "detection.preprocess",
+    "detection.postprocess",
+    "detection.slicing",
+    "detection.backends",
+    "detection.model_meta",
+    "detection.inference",
+    "detection.images",
+    "detection.cli_predict",
+]
+FORBIDDEN = ("torch", "torchvision", "ultralytics", "dagster")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_python(code: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def loaded_forbidden_snippet() -> str:
+    return (
+        "import json, sys\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        "print(json.dumps({'forbidden': bad}))\n"
+    )
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_importing_loads_no_heavy_framework(module: str) -> None:
+    out = run_python(f"import {module}\n" + loaded_forbidden_snippet())
+    assert out["forbidden"] == []
+
+
+def test_running_the_core_end_to_end_loads_no_heavy_framework(onnx_model, tmp_path: Path) -> None:
+    """Open the real ONNX model, predict whole-frame and sliced, through the CLI too, then inspect sys.modules."""
+    import cv2
+    from fixtures_inference import synthetic_frame
+
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), synthetic_frame(720, 960, seed=3))
+    code = (
+        "from detection.inference import Detector\n"
+        "from detection.slicing import SlicedDetector\n"
+        "from detection.images import read_image\n"
+        "from detection.cli_predict import predict\n"
+        f"det = Detector.from_onnx({str(onnx_model.path)!r}, conf=0.05)\n"
+        f"img = read_image({str(image)!r})\n"
+        "n1 = len(det.predict(img)); n2 = len(SlicedDetector(det).predict(img))\n"
+        "assert n1 > 0 and n2 > 0, (n1, n2)\n"
+        "try:\n"
+        f"    predict.main([{str(onnx_model.path)!r}, {str(image)!r}, '--slice', '--json'], standalone_mode=False)\n"
+        "except SystemExit:\n    pass\n" + loaded_forbidden_snippet()
+    )
+    out = run_python(code)
+    assert out["forbidden"] == []
