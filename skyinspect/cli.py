@@ -27,6 +27,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("detection.cli_predict:predict", "Detect defects in images with the project's inference core."),
     "models": ("detection.cli:models", "The model registry: list, promote, rollback."),
     "export": ("onnx_export.cli:export", "Export a model to ONNX (FP32 / FP16 / INT8) and verify it."),
+    "report": ("findings.cli:report", "Findings, fault warnings and reports for an ingested flight."),
+    "score": ("findings.cli:score", "Score a synthetic flight's findings against its ground truth."),
+    "site": ("findings.cli:site", "A site's as-built layout (PV module GeoJSON, turbine positions)."),
     "run": ("pipelines.cli:run", "Process one ingested flight through the Dagster job, in-process."),
     "pipelines": ("pipelines.cli:pipelines", "Dagster webserver and daemon for the whole flow."),
 }

@@ -1,0 +1,1 @@
+"""Findings: from a flight's detections to unique, located, graded findings, fault warnings and reports."""
