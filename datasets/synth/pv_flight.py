@@ -73,7 +73,9 @@ class FrameTruth:
     masks: dict[int, np.ndarray] | None = None
     """defect index → (H, W) bool mask from the warped label map (only when requested)."""
     glass: np.ndarray | None = None
-    """(H, W) bool: module pixels (only when masks are requested)."""
+    """(H, W) bool: module pixels (PV, only when masks are requested)."""
+    label_map: np.ndarray | None = None
+    """(H, W) int32: defect index + 1 of every pixel, 0 = none, labelled or not (only when masks are requested)."""
 
 
 def defect_boxes(
@@ -177,6 +179,7 @@ class PVFrameRenderer:
         if with_masks:
             lab = cv2.warpPerspective(labels, hwin, size, flags=cv2.INTER_NEAREST)
             truth.masks = {b["defect_index"]: lab == b["defect_index"] + 1 for b in truth.boxes}
+            truth.label_map = lab
         if scene.thermal:
             both = cv2.merge([img.astype(np.float32), glass])
             out = cv2.warpPerspective(

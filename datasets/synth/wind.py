@@ -370,6 +370,7 @@ class WindRenderer:
             if with_masks:
                 lab = cv2.warpPerspective(labels, hw, size, flags=cv2.INTER_NEAREST)
                 truth.masks = {bx["defect_index"]: lab == bx["defect_index"] + 1 for bx in truth.boxes}
+                truth.label_map = lab
         motion = float(rng.uniform(0.0, 1.2))
         out = self.fx.apply_rgb(img, rng, exposure=float(rng.uniform(0.92, 1.05)), motion_px=motion)
         return out, truth
