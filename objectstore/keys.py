@@ -8,6 +8,12 @@ Layout (one bucket, ``settings.s3_bucket``)::
     quarantine/{site}/{flight}/{relative path}      a rejected file, byte for byte
     quarantine/{site}/{flight}/{relative path}.reason.json
                                                     why it was rejected: {"path", "reason", "detail", "time"}
+    results/{site}/{flight}/detections.jsonl        one JSON line per image: the model's detections
+    results/{site}/{flight}/findings.json           unique, located, graded findings (findings/)
+    results/{site}/{flight}/warnings.json           fault warnings raised for the flight
+    results/{site}/{flight}/reports/{file}          HTML / PDF / CSV / GeoJSON / KML / JSON reports
+    sites/{site}/layout.geojson                     the site's as-built layout (PV modules, turbines)
+    edge/{device}/{...}                             what an on-site device synced back (jetson/)
 
 ``site`` and ``flight`` are safe ids (:func:`validate_id`): 1-64 ASCII letters, digits, ``.``, ``_`` or ``-``,
 starting and ending with a letter or digit. They are never altered, only checked.
@@ -123,3 +129,38 @@ def relative_path_of(key: str, prefix: str) -> str:
     if not key.startswith(prefix):
         raise InvalidKey(f"object key {key!r} is not under {prefix!r}")
     return key[len(prefix) :]
+
+
+def results_prefix(site: str, flight: str) -> str:
+    """``results/{site}/{flight}/``: everything computed from one flight."""
+    return f"results/{validate_id(site, 'site')}/{validate_id(flight, 'flight')}/"
+
+
+def detections_key(site: str, flight: str) -> str:
+    """``results/{site}/{flight}/detections.jsonl``."""
+    return results_prefix(site, flight) + "detections.jsonl"
+
+
+def findings_key(site: str, flight: str) -> str:
+    """``results/{site}/{flight}/findings.json``."""
+    return results_prefix(site, flight) + "findings.json"
+
+
+def warnings_key(site: str, flight: str) -> str:
+    """``results/{site}/{flight}/warnings.json``."""
+    return results_prefix(site, flight) + "warnings.json"
+
+
+def report_key(site: str, flight: str, file_name: str) -> str:
+    """``results/{site}/{flight}/reports/{file name}``."""
+    return _check_length(results_prefix(site, flight) + "reports/" + normalise_relative_path(file_name))
+
+
+def site_layout_key(site: str) -> str:
+    """``sites/{site}/layout.geojson``."""
+    return f"sites/{validate_id(site, 'site')}/layout.geojson"
+
+
+def edge_prefix(device: str) -> str:
+    """``edge/{device}/``: what one on-site device synced back."""
+    return f"edge/{validate_id(device, 'device')}/"
