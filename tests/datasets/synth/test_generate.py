@@ -71,8 +71,9 @@ def test_layout_and_labels_parse(kind: str, flight_dir) -> None:
             x0, y0, x1, y1 = row["xyxy"]
             assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
             assert x1 - x0 >= 4 and y1 - y0 >= 4 and 0.3 <= row["visibility"] <= 1
-            np.testing.assert_allclose(vals, [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h],
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                vals, [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h], atol=1e-6
+            )
             n_boxes += 1
     assert n_boxes > 0, "the test flight should contain labelled defects"
     seen = {r["defect_id"] for rows in frames.values() for r in rows}
@@ -133,7 +134,10 @@ def test_pv_layout_holds_every_defect_module(flight_dir) -> None:
     for kind in ("pv-thermal", "pv-rgb"):
         root = flight_dir(kind)
         layout = json.loads((root / "site" / "layout.geojson").read_text())
-        polys = {f["properties"]["module_id"]: np.array(f["geometry"]["coordinates"][0]) for f in layout["features"]}
+        polys = {
+            f["properties"]["module_id"]: np.array(f["geometry"]["coordinates"][0])
+            for f in layout["features"]
+        }
         assert layout["type"] == "FeatureCollection" and polys
         for d in json.loads((root / "truth" / "defects.json").read_text()):
             mods = d["asset"].get("module_ids", [d["asset"]["module_id"]])
