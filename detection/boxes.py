@@ -62,11 +62,29 @@ def box_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ios.astype(np.float32)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+NMS_BLOCK = 512
+"""Boxes handled per block in :func:`nms` (bounds the IoU matrices to ``max(kept, NMS_BLOCK) × NMS_BLOCK``)."""
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    inter = _intersection(a, b)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: int | None = None
+) -> np.ndarray:
     """Greedy non-maximum suppression: boxes (N, 4), scores (N,) → (K,) int64 indices kept, best first.
 
     A box is suppressed when its IoU with a kept, higher-scoring box is strictly greater than ``iou_threshold``
-    (torchvision's rule). Ties in score keep the earlier box.
+    (torchvision's rule). Ties in score keep the earlier box. ``max_det`` stops after that many kept boxes (the
+    result equals the first ``max_det`` of a full run).
+
+    Vectorised in blocks of :data:`NMS_BLOCK` score-sorted boxes: each block is first checked against every box
+    kept so far in one matrix operation, then resolved greedily inside itself — so the Python loop only touches
+    boxes that survive the earlier blocks, and memory stays bounded for tens of thousands of candidates.
 
     Raises:
         ValueError: shapes disagree or the threshold is outside 0..1.
@@ -77,26 +95,41 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         raise ValueError(f"nms: {len(b)} boxes but {len(s)} scores")
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"nms: iou_threshold must be in 0..1, got {iou_threshold}")
+    limit = len(b) if max_det is None else int(max_det)
     order = np.argsort(-s, kind="stable")
+    b = b[order]
     areas = box_area(b)
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        if not rest.size:
+    kept: list[int] = []
+    for start in range(0, len(b), NMS_BLOCK):
+        if len(kept) >= limit:
             break
-        lt = np.maximum(b[i, :2], b[rest, :2])
-        rb = np.minimum(b[i, 2:], b[rest, 2:])
-        wh = np.clip(rb - lt, 0, None)
-        inter = wh[:, 0] * wh[:, 1]
-        union = areas[i] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+        blk = slice(start, min(start + NMS_BLOCK, len(b)))
+        alive = np.ones(blk.stop - start, dtype=bool)
+        if kept:
+            prev = np.asarray(kept)
+            alive &= ~(_pair_iou(b[prev], b[blk], areas[prev], areas[blk]) > iou_threshold).any(axis=0)
+        cand = np.flatnonzero(alive) + start
+        if not cand.size:
+            continue
+        over = _pair_iou(b[cand], b[cand], areas[cand], areas[cand]) > iou_threshold
+        suppressed = np.zeros(len(cand), dtype=bool)
+        for i in range(len(cand)):
+            if suppressed[i]:
+                continue
+            kept.append(int(cand[i]))
+            if len(kept) >= limit:
+                break
+            suppressed |= over[i]
+    return order[np.asarray(kept, dtype=np.int64)].astype(np.int64)
 
 
-def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float) -> np.ndarray:
+def batched_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    iou_threshold: float,
+    max_det: int | None = None,
+) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other.
 
     boxes (N, 4), scores (N,), class_ids (N,) → (K,) int64 indices kept, best first. Implemented with the
@@ -110,7 +143,7 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, io
         return np.zeros(0, dtype=np.int64)
     span = float(np.abs(b).max()) * 2 + 1.0
     offset = c.astype(np.float64)[:, None] * span
-    return nms(b + offset, scores, iou_threshold)
+    return nms(b + offset, scores, iou_threshold, max_det)
 
 
 def greedy_merge(dets: Detections, ios_threshold: float = 0.1, group_key: str | None = None) -> Detections:
@@ -159,7 +192,9 @@ def greedy_merge(dets: Detections, ios_threshold: float = 0.1, group_key: str | 
                 if groups is not None and groups[j].item() in member_groups:
                     continue
                 alive[j] = False
-                union = np.concatenate([np.minimum(union[:2], boxes[j, :2]), np.maximum(union[2:], boxes[j, 2:])])
+                union = np.concatenate(
+                    [np.minimum(union[:2], boxes[j, :2]), np.maximum(union[2:], boxes[j, 2:])]
+                )
                 if groups is not None:
                     member_groups.add(groups[j].item())
                 changed = True
@@ -196,7 +231,9 @@ def scale_boxes(
 
 def shift_boxes(boxes: np.ndarray, dx: float, dy: float) -> np.ndarray:
     """Translate (N, 4) boxes by (dx, dy) pixels (tile → frame coordinates); returns float32."""
-    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + np.array([dx, dy, dx, dy])).astype(np.float32)
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + np.array([dx, dy, dx, dy])).astype(
+        np.float32
+    )
 
 
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:

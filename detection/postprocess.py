@@ -81,7 +81,7 @@ def decode_raw(
     boxes = xywh_to_xyxy(pred[:4, keep].T.astype(np.float32))
     scores, class_id = scores[keep], class_id[keep]
     ids = np.zeros_like(class_id) if agnostic else class_id
-    kept = batched_nms(boxes, scores, ids, iou)[:max_det]
+    kept = batched_nms(boxes, scores, ids, iou, max_det)
     return Detections(boxes[kept], scores[kept], class_id[kept].astype(np.int32))
 
 

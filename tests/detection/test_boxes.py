@@ -78,21 +78,26 @@ def test_nms_table(boxes, scores, thr, keep) -> None:
     assert nms(np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(scores), thr).tolist() == keep
 
 
-def test_nms_agrees_with_torchvision() -> None:
+@pytest.mark.parametrize(("n", "iou"), [(400, 0.45), (3000, 0.45), (3000, 0.7), (1500, 0.0)])
+def test_nms_agrees_with_torchvision(n: int, iou: float) -> None:
+    """Also beyond one block (NMS_BLOCK = 512): the blocked algorithm equals the plain greedy one."""
     torch = pytest.importorskip("torch")
     tv = pytest.importorskip("torchvision")
-    rng = np.random.default_rng(3)
-    xy = rng.uniform(0, 200, (400, 2))
-    wh = rng.uniform(5, 60, (400, 2))
+    rng = np.random.default_rng(n)
+    xy = rng.uniform(0, 400, (n, 2))
+    wh = rng.uniform(5, 60, (n, 2))
     boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
-    scores = rng.uniform(0, 1, 400).astype(np.float32)
-    classes = rng.integers(0, 3, 400)
-    want = tv.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.45).numpy()
-    assert nms(boxes, scores, 0.45).tolist() == want.tolist()
+    scores = ((rng.permutation(n) + 1) / (n + 1)).astype(
+        np.float32
+    )  # distinct: torchvision's sort is not stable
+    classes = rng.integers(0, 3, n)
+    want = tv.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+    assert nms(boxes, scores, iou).tolist() == want.tolist()
+    assert nms(boxes, scores, iou, max_det=37).tolist() == want[:37].tolist()
     want_b = tv.ops.batched_nms(
-        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), 0.45
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou
     )
-    assert batched_nms(boxes, scores, classes, 0.45).tolist() == want_b.numpy().tolist()
+    assert batched_nms(boxes, scores, classes, iou).tolist() == want_b.numpy().tolist()
 
 
 @pytest.mark.parametrize(
