@@ -164,3 +164,17 @@ def site_layout_key(site: str) -> str:
 def edge_prefix(device: str) -> str:
     """``edge/{device}/``: what one on-site device synced back."""
     return f"edge/{validate_id(device, 'device')}/"
+
+
+def edge_result_key(device: str, result_id: str) -> str:
+    """``edge/{device}/results/{result id}.json``: one frame's detections as an on-site device produced them."""
+    return edge_prefix(device) + "results/" + validate_id(result_id, "result id") + ".json"
+
+
+def edge_file_key(device: str, kind: str, result_id: str, suffix: str) -> str:
+    """``edge/{device}/{kind}/{result id}{suffix}``: a file synced with a result (``images``, ``thumbnails``)."""
+    if kind not in ("images", "thumbnails"):
+        raise InvalidKey(f"edge file kind {kind!r} is not one of: images, thumbnails")
+    if suffix and not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
+        raise InvalidKey(f"edge file suffix {suffix!r} is not a plain extension like '.jpg'")
+    return edge_prefix(device) + f"{kind}/" + validate_id(result_id, "result id") + suffix.lower()
