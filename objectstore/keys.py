@@ -178,3 +178,8 @@ def edge_file_key(device: str, kind: str, result_id: str, suffix: str) -> str:
     if suffix and not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
         raise InvalidKey(f"edge file suffix {suffix!r} is not a plain extension like '.jpg'")
     return edge_prefix(device) + f"{kind}/" + validate_id(result_id, "result id") + suffix.lower()
+
+
+def detections_parts_prefix(site: str, flight: str) -> str:
+    """``results/{site}/{flight}/detections.parts/``: per-chunk parts of a detection run, merged at its end."""
+    return results_prefix(site, flight) + "detections.parts/"
