@@ -48,7 +48,7 @@ from ingest.manifest import (
     decide_kind,
     parse_conditions,
 )
-from ingest.metadata import Rejected, probe_image
+from ingest.metadata import CHECKS, Rejected, probe_image
 from objectstore import keys
 from objectstore.client import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError, with_retries
 from skyinspect.config import Settings
@@ -90,6 +90,8 @@ class Outcome:
     key: str | None = None
     reason: str | None = None
     detail: str | None = None
+    md5: str = ""
+    """MD5 of the bytes when known (computed, or the ETag of the single PUT that stored them)."""
 
 
 @dataclass
@@ -222,9 +224,17 @@ class _Run:
     """State of one ingest, shared by the worker threads (guarded by ``lock`` where it says so)."""
 
     def __init__(
-        self, store: ObjectStore, settings: Settings, site: str, flight: str, root: Path, scan: _Scan
+        self,
+        store: ObjectStore,
+        settings: Settings,
+        site: str,
+        flight: str,
+        root: Path,
+        scan: _Scan,
+        check: str = "decode",
     ) -> None:
         self.store = store
+        self.check = check
         self.settings = settings
         self.site = site
         self.flight = flight
@@ -242,6 +252,9 @@ class _Run:
             rel = info.key[len(self.images_prefix) :]
             if rel in names and "-" not in info.etag:
                 self.by_content.setdefault((info.size, info.etag), info.key)
+        # sizes of stored objects: only a file of one of these sizes can already be stored, so only then is
+        # its MD5 computed to compare with the listing's ETag (saves hashing on a first ingest)
+        self.sizes = {info.size for info in self.listing.values()}
         # guarded by lock
         self.claims: dict[str, str] = {}  # sha256 -> key holding those bytes
         self.names: dict[str, list[str]] = {}  # sha256 -> every relative path with those bytes
@@ -255,7 +268,7 @@ class _Run:
             self.names.setdefault(sha, []).append(rel)
             if sha in self.claims:
                 return "duplicate", self.claims[sha]
-            if _etag_matches(self.listing.get(key), size, md5):
+            if _etag_matches(self.listing.get(key), size, md5) or self._multipart_matches(key, size, sha):
                 status, target = "present", key
             elif (size, md5) in self.by_content:
                 status, target = "present", self.by_content[(size, md5)]
@@ -263,6 +276,14 @@ class _Run:
                 status, target = "upload", key
             self.claims[sha] = target
             return status, target
+
+    def _multipart_matches(self, key: str, size: int, sha: str) -> bool:
+        """For objects above the single-PUT size (ETag is not an MD5): compare x-amz-meta-sha256."""
+        info = self.listing.get(key)
+        if info is None or info.size != size or "-" not in info.etag:
+            return False
+        stat = self.store.stat(key)
+        return stat is not None and stat.metadata.get("sha256") == sha
 
     def quarantine_file(self, rel: str, data: bytes, reason: str, detail: str) -> str:
         """Copy a rejected file and its ``.reason.json`` into the quarantine area; returns the key."""
@@ -281,13 +302,13 @@ class _Run:
             data = item.path.read_bytes()
         except OSError as exc:
             return Outcome(item.rel, "rejected", item.size, reason="unreadable", detail=str(exc)), None
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         sha = hashlib.sha256(data).hexdigest()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if len(data) in self.sizes else ""
         try:
             if item.unsupported:
                 ext = item.path.suffix.lower()
                 raise Rejected("unsupported_format", f"{ext} files are not supported; use JPEG, PNG or TIFF")
-            probe = probe_image(data, item.rel, self.settings.max_image_pixels)
+            probe = probe_image(data, item.rel, self.settings.max_image_pixels, self.check)
         except Rejected as rej:
             try:
                 qkey = self.quarantine_file(item.rel, data, rej.reason, rej.detail)
@@ -299,8 +320,8 @@ class _Run:
                 item.rel, "rejected", len(data), key=qkey, reason=rej.reason, detail=rej.detail
             ), None
         record = {"size": len(data), "sha256": sha, **probe.fields, "warnings": probe.warnings}
-        cached = CachedFile(md5=md5, sha256=sha, record=record)
-        return self.finish(item, cached, data), cached
+        outcome = self.finish(item, CachedFile(md5=md5, sha256=sha, record=record), data)
+        return outcome, CachedFile(md5=md5 or outcome.md5, sha256=sha, record=record)
 
     def finish(self, item: _Item, cached: CachedFile, data: bytes | None) -> Outcome:
         """Claim the bytes and upload them when needed (``data`` None: only when nothing must be uploaded)."""
@@ -309,11 +330,11 @@ class _Run:
         with self.lock:
             self.records.setdefault(cached.sha256, {"key": key, **cached.record})
         if status != "upload":
-            return Outcome(item.rel, status, size, key=key)
+            return Outcome(item.rel, status, size, key=key, md5=cached.md5)
         if data is None:
             raise RuntimeError("finish() needs the bytes to upload")  # callers only pass None after a hit
         try:
-            with_retries(
+            stored = with_retries(
                 lambda: self.store.put_bytes(
                     key, data, content_type=cached.record["content_type"], metadata={"sha256": cached.sha256}
                 ),
@@ -324,7 +345,8 @@ class _Run:
                 self.claims.pop(cached.sha256, None)
                 self.records.pop(cached.sha256, None)
             return Outcome(item.rel, "failed", size, key=key, reason="upload_failed", detail=str(exc))
-        return Outcome(item.rel, "uploaded", size, key=key)
+        etag = stored.etag if "-" not in stored.etag else ""
+        return Outcome(item.rel, "uploaded", size, key=key, md5=cached.md5 or etag)
 
     def try_cached(self, item: _Item, cached: CachedFile) -> Outcome | None:
         """Settle an unchanged file without reading it, when the store confirms its bytes; else None."""
@@ -333,6 +355,8 @@ class _Run:
         pixels = (cached.record.get("width") or 0) * (cached.record.get("height") or 0)
         if size != item.size or pixels > self.settings.max_image_pixels:
             return None
+        if self.check == "decode" and cached.record.get("checked") != "decode":
+            return None  # only structure-checked before: decode it now
         with self.lock:
             known = cached.sha256 in self.claims
         stored = (
@@ -362,6 +386,7 @@ def ingest_flight(
     workers: int | None = None,
     progress: bool = True,
     on_outcome: Callable[[Outcome], None] | None = None,
+    check: str = "decode",
 ) -> IngestSummary:
     """Upload every image under ``path`` as flight ``site/flight`` and write its manifest.
 
@@ -374,6 +399,8 @@ def ingest_flight(
         workers: parallel uploads (default ``settings.ingest_workers``).
         progress: show a tqdm bar (only on a terminal).
         on_outcome: called in the calling thread after each file is settled (progress hooks, tests).
+        check: ``"decode"`` (decode every image) or ``"structure"`` (JPEGs: marker walk only, much faster;
+            see :mod:`ingest.metadata`).
 
     Raises:
         IngestError: the folder does not exist, an id is unsafe, the kind is unknown, or uploads failed
@@ -385,6 +412,8 @@ def ingest_flight(
         keys.validate_id(site, "site")
         keys.validate_id(flight, "flight")
         decide_kind([], kind)  # validates the kind name early
+        if check not in CHECKS:
+            raise ManifestError(f"check must be one of {', '.join(CHECKS)}, got {check!r}")
     except (keys.InvalidKey, ManifestError) as exc:
         raise IngestError(str(exc)) from exc
     if not root.is_dir():
@@ -398,7 +427,7 @@ def ingest_flight(
 
     store.ensure_bucket()
     scan = scan_folder(root)
-    run = _Run(store, settings, site, flight, root, scan)
+    run = _Run(store, settings, site, flight, root, scan, check)
     summary = IngestSummary(site, flight, kind, keys.manifest_key(site, flight))
     summary.skipped = list(scan.skipped)
     summary.ignored = scan.ignored

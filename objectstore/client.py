@@ -172,6 +172,17 @@ class ObjectStore:
     def __repr__(self) -> str:
         return f"ObjectStore({self.url()!r})"
 
+    def close(self) -> None:
+        """Close pooled connections (idle keep-alive connections can delay a server's shutdown)."""
+        for client in (self._client, self._ping_client):
+            client._http.clear()  # the SDK has no public close; _http is the PoolManager we passed in
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def url(self, key: str = "") -> str:
         """``s3://bucket/key @ http(s)://endpoint``, for messages."""
         scheme = "https" if self.secure else "http"

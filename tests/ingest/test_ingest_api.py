@@ -39,9 +39,9 @@ def probe_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = api.probe_image
 
-    def spy(data: bytes, name: str, max_pixels: int):
+    def spy(data: bytes, name: str, max_pixels: int, check: str = "decode"):
         calls.append(name)
-        return real(data, name, max_pixels)
+        return real(data, name, max_pixels, check)
 
     monkeypatch.setattr(api, "probe_image", spy)
     return calls
@@ -406,3 +406,19 @@ def test_missing_folder_is_refused(
 ) -> None:
     with pytest.raises(IngestError, match="does not exist"):
         _ingest(tmp_path / "nope", object_store, ingest_settings)
+
+
+def test_structure_checked_files_are_decoded_when_a_full_check_is_asked(
+    tmp_path: Path, object_store: ObjectStore, ingest_settings: Settings, probe_calls: list[str]
+) -> None:
+    folder = tmp_path / "flight"
+    write_flight(folder, 5)
+    fast = _ingest(folder, object_store, ingest_settings, check="structure")
+    assert fast.uploaded == 5
+    assert {r["checked"] for r in read_manifest(object_store, SITE, FLIGHT)["images"]} == {"structure"}
+    probe_calls.clear()
+    assert _ingest(folder, object_store, ingest_settings, check="structure").already_present == 5
+    assert probe_calls == []  # same check: trusted from the cache
+    full = _ingest(folder, object_store, ingest_settings)
+    assert (full.uploaded, full.already_present, len(probe_calls)) == (0, 5, 5)
+    assert {r["checked"] for r in read_manifest(object_store, SITE, FLIGHT)["images"]} == {"decode"}

@@ -191,3 +191,48 @@ def test_xmp_element_form_and_numbers() -> None:
 )
 def test_capture_time(when, offset, expected) -> None:
     assert _capture_time(when, offset) == expected
+
+
+def _progressive() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(
+        buffer, "JPEG", progressive=True
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (GOOD_JPEG, None),
+        (_progressive(), None),
+        (drone_jpeg(seed=4), None),  # EXIF + XMP segments before the frame
+        (GOOD_JPEG[:-1], "cut off"),
+        (GOOD_JPEG[: len(GOOD_JPEG) // 2], "cut off"),
+        (_progressive()[:-50], "cut off"),
+        (drone_jpeg(seed=4)[:300], "runs past the end"),
+        (b"\xff\xd8\xff\xd9", "before any image data"),
+        (b"GIF89a", "no JPEG start marker"),
+    ],
+)
+def test_jpeg_structure_walk(data: bytes, problem: str | None) -> None:
+    from ingest.metadata import jpeg_structure_problem
+
+    found = jpeg_structure_problem(data)
+    assert found is None if problem is None else problem in found
+
+
+@pytest.mark.parametrize("check", ["decode", "structure"])
+def test_both_checks_reject_truncated_jpegs_and_record_themselves(check: str) -> None:
+    assert probe_image(GOOD_JPEG, "ok.jpg", BIG, check).fields["checked"] == check
+    with pytest.raises(Rejected) as err:
+        probe_image(GOOD_JPEG[:-300], "cut.jpg", BIG, check)
+    assert err.value.reason == "corrupt"
+    with pytest.raises(Rejected, match="corrupt"):
+        probe_image(_tiff16()[:-500], "cut.tiff", BIG, check)  # TIFFs are always decoded
+    assert probe_image(_tiff16(), "ok.tiff", BIG, check).fields["checked"] == "decode"
+
+
+def test_unknown_check_is_refused() -> None:
+    with pytest.raises(ValueError, match="check must be one of"):
+        probe_image(GOOD_JPEG, "x.jpg", BIG, "quick")
