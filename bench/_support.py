@@ -32,7 +32,7 @@ def embedded_store(workers: int = 8) -> Iterator[Settings]:
         )
         store = EmbeddedStore(settings)
         try:
-            store.start()
+            store.start(tied_to_parent=True)
             yield settings
         finally:
             store.stop()

@@ -71,6 +71,8 @@ def ingest(
     Exit codes: 0 ok, 1 error or no usable image, 2 rejected files with --strict.
     """
     settings = get_settings()
+    if workers:
+        settings = settings.replace(ingest_workers=workers)  # the connection pool is sized from it
     store = ObjectStore.from_settings(settings)
     try:
         summary = ingest_flight(

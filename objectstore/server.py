@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,24 @@ def free_port(exclude: set[int] | frozenset[int] = frozenset(), *, with_grpc_off
             continue
         return port
     raise EmbeddedStoreError("could not find a free TCP port on 127.0.0.1")
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when its parent dies (prctl PR_SET_PDEATHSIG).
+
+    prctl is looked up here, in the parent, so the hook run between fork and exec only calls a C function.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
+    return hook
 
 
 def _pid_alive(pid: int) -> bool:
@@ -268,10 +287,11 @@ class EmbeddedStore:
             f"-s3.localSocket={sock_dir / (tag + '-s3.sock')}",
         ]
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> StoreStatus:
+    def start(self, timeout_s: float = START_TIMEOUT_S, *, tied_to_parent: bool = False) -> StoreStatus:
         """Start the server in the background (detached), wait for S3 to answer, create the bucket.
 
-        Idempotent: returns the status when this store already runs.
+        Idempotent: returns the status when this store already runs. With ``tied_to_parent`` (Linux; test
+        sessions and benches) the server gets SIGTERM when the process that started it dies, even by SIGKILL.
 
         Raises:
             EmbeddedStoreError: binary missing, port taken, or the server died / did not answer in time
@@ -306,6 +326,7 @@ class EmbeddedStore:
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # detached: survives the CLI that started it, no terminal signals
+                preexec_fn=_parent_death_signal() if tied_to_parent else None,
             )
         self.pid_file.write_text(f"{process.pid}\n")
         state = {

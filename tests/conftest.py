@@ -57,7 +57,7 @@ def s3_settings(tmp_path_factory: pytest.TempPathFactory, _isolated_environment:
     )
     store = EmbeddedStore(settings)
     try:
-        store.start()
+        store.start(tied_to_parent=True)
         yield settings
     finally:
         store.stop()

@@ -103,3 +103,36 @@ def test_a_stale_pid_file_is_ignored(tmp_path: Path) -> None:
     store.root.mkdir(parents=True)
     store.pid_file.write_text(f"{os.getpid()}\n")  # alive, but not a weed process
     assert store.pid() is None
+
+
+def test_a_tied_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    settings = _settings(tmp_path)
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from skyinspect.config import Settings\n"
+        "from objectstore.server import EmbeddedStore\n"
+        f"s = Settings(s3_endpoint={settings.s3_endpoint!r}, s3_access_key='ak-test', "
+        f"s3_secret_key='sk-test-secret', data_dir=Path({str(settings.data_dir)!r}))\n"
+        "print(EmbeddedStore(s).start(tied_to_parent=True).pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        assert psutil.pid_exists(pid)
+        parent.kill()  # SIGKILL: no clean-up code runs in the parent
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while server._pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not server._pid_alive(pid)
+    finally:
+        parent.kill()
+        if parent.stdout:
+            parent.stdout.close()
+        EmbeddedStore(settings).stop()
