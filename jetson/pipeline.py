@@ -1,0 +1,377 @@
+"""The on-site pipeline: reader thread → bounded queue → model → outbox (+ JSONL, thumbnails) → sync thread.
+
+* A reader thread decodes frames (folder images or sampled video) into a bounded ``queue.Queue``, so decoding
+  overlaps inference and memory stays flat however many files arrive.
+* The main thread runs the shared :class:`~detection.inference.Detector` (or the sliced one on large frames),
+  writes the thumbnail (atomically, named by result id), then stores the result and advances the source in ONE
+  outbox transaction, then appends the JSONL line (fsynced; lines already present are never written twice —
+  :func:`reconcile_jsonl` runs at start-up).
+* A sync thread uploads results when the store is reachable (:mod:`jetson.sync`).
+* Before accepting a frame the free space of the data and output folders is checked against
+  ``storage.min_free_mb``; below it, intake pauses (``--once``: stops with :class:`DiskFullError`) before a write
+  could fail half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detection.cli_predict import annotate, class_colours
+from jetson.config import EdgeConfig
+from jetson.engine import FrameRunner
+from jetson.outbox import Outbox, result_id
+from jetson.sources import Frame
+
+logger = logging.getLogger(__name__)
+
+JSONL_NAME = "detections.jsonl"
+_END = object()
+
+
+class DiskFullError(RuntimeError):
+    """Free space fell below ``storage.min_free_mb``; intake stopped before the queue could be damaged."""
+
+
+@dataclass
+class ModelInfo:
+    """What a result records about the model that produced it."""
+
+    path: str
+    sha256: str
+    version: str | None
+    domain: str | None
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    errors: int = 0
+    detections: int = 0
+    skipped_replays: int = 0
+    infer_s: list[float] = field(default_factory=list)
+
+
+def free_mb(paths: list[Path]) -> float:
+    """The smallest free space (MiB) among the file systems holding ``paths`` (nearest existing parent)."""
+    out = float("inf")
+    for p in paths:
+        probe = p
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        out = min(out, shutil.disk_usage(probe).free / 2**20)
+    return out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def reconcile_jsonl(path: Path, outbox: Outbox) -> int:
+    """Make ``path`` hold every stored result exactly once; returns the number of lines appended.
+
+    A line cut by a crash is dropped (the file is truncated to its last complete line), then results the outbox
+    has not confirmed as exported are appended unless their ``result_id`` is already in the file.
+    """
+    present: set[str] = set()
+    if path.exists():
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut != len(data):
+            logger.warning(
+                "%s: dropping a partial last line (%d bytes) left by a crash", path, len(data) - cut
+            )
+            with path.open("r+b") as fh:
+                fh.truncate(cut)
+        for line in data[:cut].splitlines():
+            try:
+                present.add(json.loads(line)["result_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    pending = outbox.unexported()
+    added = 0
+    if pending:
+        with path.open("a", encoding="utf-8") as fh:
+            for rid, payload in pending:
+                if rid not in present:
+                    fh.write(json.dumps(payload, ensure_ascii=False) + "\n")
+                    added += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        outbox.mark_exported([rid for rid, _ in pending])
+    return added
+
+
+def thumbnail(image: np.ndarray, max_px: int) -> np.ndarray:
+    """(H, W, 3) BGR → a copy whose longest side is at most ``max_px`` (INTER_AREA)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = max_px / max(h, w)
+    if scale >= 1:
+        return image
+    return cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+
+
+class Pipeline:
+    """Processes frames from a source iterator into the outbox (see the module docstring).
+
+    Args:
+        runner: whole-frame / sliced detection.
+        outbox: the durable queue.
+        cfg: edge settings.
+        device: device id (recorded in each result).
+        model: the model's identity (recorded in each result, part of the result id).
+        out_dir: where ``detections.jsonl`` and ``thumbnails/`` go.
+        spool_dir: copies of source images kept for upload (``sync.upload_images``).
+        watch_paths: folders whose free space is checked before a frame is accepted.
+    """
+
+    def __init__(
+        self,
+        runner: FrameRunner,
+        outbox: Outbox,
+        cfg: EdgeConfig,
+        device: str,
+        model: ModelInfo,
+        out_dir: Path,
+        spool_dir: Path,
+        watch_paths: list[Path] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.outbox = outbox
+        self.cfg = cfg
+        self.device = device
+        self.model = model
+        self.out_dir = out_dir
+        self.spool_dir = spool_dir
+        self.thumb_dir = out_dir / "thumbnails"
+        self.jsonl_path = out_dir / JSONL_NAME
+        self.watch_paths = [*(watch_paths or []), out_dir, outbox.path.parent]
+        meta = runner.detector.meta
+        self.names = meta.names
+        self.colours = class_colours(meta.names, meta.domain.value if meta.domain else None)
+        self.stats = RunStats()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.output.thumbnails:
+            self.thumb_dir.mkdir(exist_ok=True)
+        if cfg.sync.upload_images:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.output.jsonl:
+            added = reconcile_jsonl(self.jsonl_path, outbox)
+            if added:
+                logger.info("%s: appended %d result(s) stored before the last stop", self.jsonl_path, added)
+
+    # ------------------------------------------------------------------------------------------ intake guard
+    def wait_for_space(self, stop: threading.Event, once: bool) -> None:
+        """Block while free space is below ``storage.min_free_mb`` (``once``: raise :class:`DiskFullError`)."""
+        warned = False
+        while True:
+            free = free_mb(self.watch_paths)
+            if free >= self.cfg.storage.min_free_mb:
+                if warned:
+                    logger.info("free space back to %.0f MiB: intake resumed", free)
+                return
+            message = (
+                f"only {free:.0f} MiB free on the data disk (storage.min_free_mb = {self.cfg.storage.min_free_mb:.0f}): "
+                "intake stopped; free space or sync results"
+            )
+            if once:
+                raise DiskFullError(message)
+            if not warned:
+                logger.error(message)
+                warned = True
+            if stop.wait(self.cfg.source.poll_s):
+                return
+
+    # ------------------------------------------------------------------------------------------ one frame
+    def process(self, frame: Frame) -> dict[str, Any]:
+        """Detect in one frame, store the result (one transaction), export it; returns the payload."""
+        rid = result_id(frame.source_id, frame.frame, self.model.sha256)
+        payload: dict[str, Any] = {
+            "result_id": rid,
+            "device": self.device,
+            "source": frame.origin,
+            "source_id": frame.source_id,
+            "kind": frame.kind,
+            "frame": frame.frame,
+            "timestamp_s": round(frame.timestamp_s, 3),
+            "model": {
+                "sha256": self.model.sha256,
+                "version": self.model.version,
+                "domain": self.model.domain,
+                "file": Path(self.model.path).name,
+            },
+            "created": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        files: dict[str, str] = {}
+        if frame.image is None:
+            payload.update(status="error", error=frame.error or "unreadable frame", detections=[])
+            logger.warning("skipped %s frame %d: %s", frame.origin, frame.frame, payload["error"])
+            self.stats.errors += 1
+        else:
+            t0 = time.perf_counter()
+            try:
+                dets, sliced = self.runner(frame.image)
+            except ValueError as exc:  # e.g. an image the model cannot take (wrong channels)
+                payload.update(
+                    status="error", error=f"cannot run the model on this frame: {exc}", detections=[]
+                )
+                logger.warning("skipped %s frame %d: %s", frame.origin, frame.frame, payload["error"])
+                self.stats.errors += 1
+                dets, sliced = None, False
+            else:
+                ms = (time.perf_counter() - t0) * 1000
+                self.stats.infer_s.append(ms / 1000)
+                self.stats.detections += len(dets)
+                payload.update(
+                    status="ok",
+                    height=int(frame.image.shape[0]),
+                    width=int(frame.image.shape[1]),
+                    sliced=sliced,
+                    inference_ms=round(ms, 1),
+                    detections=dets.to_records(self.names),
+                )
+                if self.cfg.output.thumbnails:
+                    files["thumbnail"] = str(self._thumbnail(rid, frame.image, dets))
+            if self.cfg.sync.upload_images:
+                spooled = self._spool(rid, frame)
+                if spooled is not None:
+                    files["image"] = files["spool"] = str(spooled)
+        stored = self.outbox.add_result(
+            rid,
+            frame.source_id,
+            frame.frame,
+            payload,
+            files,
+            status=payload["status"],
+            source_done=frame.last,
+            source_error=payload.get("error") if frame.last else None,
+        )
+        if not stored:
+            self.stats.skipped_replays += 1
+            return payload
+        self.stats.frames += 1
+        if self.cfg.output.jsonl:
+            with self.jsonl_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(payload, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.outbox.mark_exported([rid])
+        return payload
+
+    def _thumbnail(self, rid: str, image: np.ndarray, dets: Any) -> Path:
+        import cv2
+
+        view = self.runner.detector.model_image(image)
+        small = thumbnail(view, self.cfg.output.thumbnail_px)
+        scale = small.shape[1] / view.shape[1]
+        scaled = type(dets)(dets.xyxy * scale, dets.confidence, dets.class_id)
+        ok, buf = cv2.imencode(
+            ".jpg",
+            annotate(small, scaled, self.names, self.colours),
+            [cv2.IMWRITE_JPEG_QUALITY, self.cfg.output.jpeg_quality],
+        )
+        target = self.thumb_dir / f"{rid}.jpg"
+        if ok:
+            _atomic_write(target, buf.tobytes())
+        return target
+
+    def _spool(self, rid: str, frame: Frame) -> Path | None:
+        import cv2
+
+        if frame.data is not None:
+            data, suffix = frame.data, frame.suffix
+        elif frame.image is not None:
+            ok, buf = cv2.imencode(".jpg", frame.image)
+            if not ok:
+                return None
+            data, suffix = buf.tobytes(), ".jpg"
+        else:
+            return None
+        target = self.spool_dir / f"{rid}{suffix}"
+        _atomic_write(target, data)
+        return target
+
+    # ------------------------------------------------------------------------------------------ loop
+    def run(
+        self,
+        frames: Callable[[threading.Event], Iterator[Frame]],
+        stop: threading.Event,
+        once: bool = False,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+    ) -> RunStats:
+        """Consume ``frames(stop)`` (run in a reader thread) until it ends or ``stop`` is set.
+
+        Raises:
+            DiskFullError: with ``once``, when free space is below the minimum.
+            Exception: whatever the reader thread raised (e.g. a video that cannot be opened).
+        """
+        q: queue.Queue[Any] = queue.Queue(maxsize=self.cfg.source.queue_size)
+        reader_error: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                for frame in frames(stop):
+                    while not stop.is_set():
+                        try:
+                            q.put(frame, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            except BaseException as exc:
+                reader_error.append(exc)
+            finally:
+                while True:
+                    try:
+                        q.put(_END, timeout=0.2)
+                        return
+                    except queue.Full:
+                        if stop.is_set():
+                            return
+
+        thread = threading.Thread(target=reader, name="edge-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=0.5)
+                except queue.Empty:
+                    if stop.is_set() or not thread.is_alive():
+                        break
+                    continue
+                if item is _END:
+                    break
+                self.wait_for_space(stop, once)
+                if stop.is_set():
+                    break
+                payload = self.process(item)
+                if on_result is not None:
+                    on_result(payload)
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        if reader_error:
+            raise reader_error[0]
+        return self.stats
