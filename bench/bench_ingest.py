@@ -119,23 +119,27 @@ def run(quick: bool) -> dict:
             fast_times.append(t[0])
             assert summary.uploaded == files, summary.to_dict()
         raw_best, ingest_best = min(raw_times), min(ingest_times)
+        raw_median = statistics.median(raw_times)
         ratio = raw_best / ingest_best
         rows.append({"case": "raw parallel put", "files": files, "MB": round(mb, 1), "workers": WORKERS,
                      "seconds (best)": round(raw_best, 2), "seconds (median)": round(statistics.median(raw_times), 2),
-                     "MB/s": round(mb / raw_best, 1), "vs raw": "100%"})  # fmt: skip
+                     "MB/s": round(mb / raw_best, 1), "vs raw (best)": "100%", "vs raw (median)": "100%"})  # fmt: skip
         rows.append({"case": "ingest", "files": files, "MB": round(mb, 1), "workers": WORKERS,
                      "seconds (best)": round(ingest_best, 2),
                      "seconds (median)": round(statistics.median(ingest_times), 2),
-                     "MB/s": round(mb / ingest_best, 1), "vs raw": f"{ratio:.0%}"})  # fmt: skip
+                     "MB/s": round(mb / ingest_best, 1), "vs raw (best)": f"{ratio:.0%}",
+                     "vs raw (median)": f"{raw_median / statistics.median(ingest_times):.0%}"})  # fmt: skip
         fast_best = min(fast_times)
         rows.append({"case": "ingest --check structure", "files": files, "MB": round(mb, 1), "workers": WORKERS,
                      "seconds (best)": round(fast_best, 2),
                      "seconds (median)": round(statistics.median(fast_times), 2),
-                     "MB/s": round(mb / fast_best, 1), "vs raw": f"{raw_best / fast_best:.0%}"})  # fmt: skip
+                     "MB/s": round(mb / fast_best, 1), "vs raw (best)": f"{raw_best / fast_best:.0%}",
+                     "vs raw (median)": f"{raw_median / statistics.median(fast_times):.0%}"})  # fmt: skip
         notes.append(
-            f"ingest reached {ratio:.0%} of raw PUT throughput (aim ≥ 80%): "
+            f"ingest reached {ratio:.0%} of raw PUT throughput, best against best "
+            f"({raw_median / statistics.median(ingest_times):.0%} median against median; aim ≥ 80%): "
             + ("met" if ratio >= 0.8 else "NOT met")
-            + f"; best of {repeats} run(s) each after a warm-up, alternating raw/ingest, page cache warm"
+            + f"; {repeats} run(s) each after a warm-up, alternating raw/ingest, page cache warm"
         )
         notes.append(
             f"with --check structure (JPEG marker walk instead of a 1/8-scale decode) ingest reached "
