@@ -1,0 +1,162 @@
+"""ΔT from radiometric frames: the defect's maximum against the normal module temperature around it.
+
+* Defect temperature: the maximum of the 3×3 median-filtered temperatures inside the box (the median filter
+  removes single-pixel noise; a hot cell of a few pixels keeps its plateau).
+* Reference ("module's normal median"): the median of the module pixels around the box — the as-built module
+  polygons projected back into the frame (eroded by one pixel so frame edges and gaps do not count) — excluding
+  every detection box of the frame (dilated by 2 px). The region grows from 2 m to 8 m around the box until
+  it holds at least :data:`MIN_REFERENCE_PX` pixels.
+* Without a layout (or a georeferenced frame) the reference is the median of an annulus of the frame around the
+  box (method ``annulus``): less accurate, since it may include ground between the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detection import radiometry
+from findings.georef import FrameCamera, box_corners_px
+from findings.layout import SiteLayout
+
+MIN_REFERENCE_PX = 150
+
+ThermalReader = Callable[[str], np.ndarray]
+
+
+def as_celsius(frame: np.ndarray) -> np.ndarray:
+    """(H, W) uint16 centikelvin counts or float °C → (H, W) float32 °C."""
+    arr = np.asarray(frame)
+    if arr.ndim != 2:
+        raise ValueError(f"a radiometric frame must be (H, W), got shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        return radiometry.counts_to_celsius(arr)
+    return arr.astype(np.float32)
+
+
+def read_radiometric_tiff(data: bytes | str | Path) -> np.ndarray:
+    """(H, W) uint16 counts of a single-channel 16-bit TIFF (bytes or a path).
+
+    Raises:
+        ValueError: not a 16-bit single-channel image.
+    """
+    import io
+
+    import tifffile
+
+    src = io.BytesIO(data) if isinstance(data, bytes | bytearray) else str(data)
+    arr = tifffile.imread(src)
+    if arr.dtype != np.uint16 or arr.ndim != 2:
+        raise ValueError(f"not a radiometric frame: expected (H, W) uint16, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def folder_reader(root: str | Path) -> ThermalReader:
+    """A thermal reader for frames in a local folder (relative path → counts)."""
+    base = Path(root)
+    return lambda rel: read_radiometric_tiff(base / rel)
+
+
+def _clip_box(xyxy, w: int, h: int, pad: float = 0.0) -> tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return (
+        max(0, int(np.floor(x1 - pad))),
+        max(0, int(np.floor(y1 - pad))),
+        min(w, int(np.ceil(x2 + pad))),
+        min(h, int(np.ceil(y2 + pad))),
+    )
+
+
+def module_mask(camera: FrameCamera, layout: SiteLayout, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w) bool mask of module pixels (eroded by one pixel) inside ``roi`` = (x0, y0, x1, y1) of the frame."""
+    x0, y0, x1, y1 = roi
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+    ground = camera.pixel_to_ground(corners)
+    if not np.all(np.isfinite(ground)):
+        return mask.astype(bool)
+    c = ground.mean(0)
+    radius = float(np.max(np.hypot(*(ground - c).T))) + 2.0
+    for i in layout.candidates(c[0], c[1], radius):
+        px = camera.ground_to_pixel(layout.modules[i].ring)
+        if not np.all(np.isfinite(px)):
+            continue
+        pts = np.rint((px - np.array([x0, y0])) * 4).astype(np.int32)  # 2 fractional bits
+        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=2)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    return mask.astype(bool)
+
+
+def measure_delta_t(
+    temp_c: np.ndarray,
+    xyxy: list[float],
+    other_boxes: list[list[float]],
+    camera: FrameCamera | None = None,
+    layout: SiteLayout | None = None,
+) -> dict:
+    """ΔT of the defect in box ``xyxy`` of a (H, W) °C frame (method in the module docstring).
+
+    Returns ``{"delta_t_k", "defect_c", "reference_c", "reference_px", "method"}``; ``delta_t_k`` is None
+    (with ``method`` saying why) when the box is empty or no reference pixels exist.
+    """
+    h, w = temp_c.shape
+    bx = _clip_box(xyxy, w, h)
+    if bx[2] <= bx[0] or bx[3] <= bx[1]:
+        return {
+            "delta_t_k": None,
+            "defect_c": None,
+            "reference_c": None,
+            "reference_px": 0,
+            "method": "box outside the frame",
+        }
+    pad_big = 3
+    r0 = _clip_box(xyxy, w, h, pad=pad_big)
+    patch = temp_c[r0[1] : r0[3], r0[0] : r0[2]].astype(np.float32)
+    filt = cv2.medianBlur(patch, 3)
+    inner = filt[bx[1] - r0[1] : bx[3] - r0[1], bx[0] - r0[0] : bx[2] - r0[0]]
+    defect = float(inner.max())
+    excl = np.zeros((h, w), bool)
+    for b in [xyxy, *other_boxes]:
+        e = _clip_box(b, w, h, pad=2)
+        excl[e[1] : e[3], e[0] : e[2]] = True
+    use_layout = camera is not None and layout is not None and layout.kind == "pv" and layout.modules
+    ref_vals = np.empty(0, np.float32)
+    method = "annulus"
+    if use_layout:
+        gsd = max(camera.gsd_at(camera.u), 1e-3)
+        for grow_m in (2.0, 4.0, 8.0):
+            roi = _clip_box(xyxy, w, h, pad=grow_m / gsd)
+            mm = module_mask(camera, layout, roi) & ~excl[roi[1] : roi[3], roi[0] : roi[2]]
+            ref_vals = temp_c[roi[1] : roi[3], roi[0] : roi[2]][mm]
+            if ref_vals.size >= MIN_REFERENCE_PX:
+                method = f"module pixels within {grow_m:g} m (as-built polygons projected into the frame)"
+                break
+    if ref_vals.size < MIN_REFERENCE_PX:
+        side = max(bx[2] - bx[0], bx[3] - bx[1])
+        roi = _clip_box(xyxy, w, h, pad=max(8, side))
+        ref_vals = temp_c[roi[1] : roi[3], roi[0] : roi[2]][~excl[roi[1] : roi[3], roi[0] : roi[2]]]
+        method = "annulus around the box (no module polygons in the frame)"
+    if ref_vals.size == 0:
+        return {
+            "delta_t_k": None,
+            "defect_c": round(defect, 2),
+            "reference_c": None,
+            "reference_px": 0,
+            "method": "no reference pixels around the box",
+        }
+    ref = float(np.median(ref_vals))
+    return {
+        "delta_t_k": round(defect - ref, 2),
+        "defect_c": round(defect, 2),
+        "reference_c": round(ref, 2),
+        "reference_px": int(ref_vals.size),
+        "method": method,
+    }
+
+
+def box_ground_polygon(camera: FrameCamera, xyxy: list[float]) -> np.ndarray:
+    """(4, 2) ground (e, n) corners of a box's footprint."""
+    return camera.pixel_to_ground(box_corners_px(xyxy))
