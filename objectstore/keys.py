@@ -183,3 +183,8 @@ def edge_file_key(device: str, kind: str, result_id: str, suffix: str) -> str:
 def detections_parts_prefix(site: str, flight: str) -> str:
     """``results/{site}/{flight}/detections.parts/``: per-chunk parts of a detection run, merged at its end."""
     return results_prefix(site, flight) + "detections.parts/"
+
+
+def warning_sent_key(site: str, warning_id: str) -> str:
+    """``sites/{site}/warnings-sent/{warning id}.json``: the webhook sent-ledger entry of one fault warning."""
+    return f"sites/{validate_id(site, 'site')}/warnings-sent/{validate_id(warning_id, 'warning id')}.json"
