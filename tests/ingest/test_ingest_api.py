@@ -422,3 +422,31 @@ def test_structure_checked_files_are_decoded_when_a_full_check_is_asked(
     full = _ingest(folder, object_store, ingest_settings)
     assert (full.uploaded, full.already_present, len(probe_calls)) == (0, 5, 5)
     assert {r["checked"] for r in read_manifest(object_store, SITE, FLIGHT)["images"]} == {"decode"}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["pv-thermal", "wind-rgb", pytest.param("pv-rgb", marks=pytest.mark.slow)],  # pv-rgb renders slowly
+)
+def test_a_synthetic_flight_is_ingested_with_its_kind_detected(
+    tmp_path: Path, object_store: ObjectStore, ingest_settings: Settings, kind: str
+) -> None:
+    """The shared contract: what `skyinspect synth` writes is what a crew uploads."""
+    pytest.importorskip("datasets.synth.cli")
+    out = tmp_path / "synth"
+    result = subprocess.run(
+        [sys.executable, "-m", "skyinspect.cli", "synth", "--kind", kind, "--images", "3",
+         "--image-size", "320x240", "--seed", "3", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = _ingest(out / "flight", object_store, ingest_settings)
+    assert (summary.kind, summary.images, summary.rejected, summary.skipped) == (kind, 3, [], [])
+    manifest = read_manifest(object_store, SITE, FLIGHT)
+    assert manifest["kind_decision"]["method"] == ("radiometric" if kind == "pv-thermal" else "gimbal_pitch")
+    assert manifest["conditions"] == json.loads((out / "flight" / "conditions.json").read_text())
+    for record in manifest["images"]:
+        assert record["warnings"] == []
+        assert record["lat"] is not None and record["gimbal_pitch_deg"] is not None
+        assert record["calibrated_focal_length_px"] > 0
+        assert record["radiometric"] is (kind == "pv-thermal")
