@@ -205,7 +205,7 @@ def _build_pv(dom, cam, images, seed, altitude, front, side, rate, origin, condi
     margin = diag / 2 + 4.0
     site = pv_site.build_pv_site(rng_for(seed, STREAM_SITE), origin, plan.area, margin)
     gsd = altitude / cam.focal_px
-    res = gsd * 0.85
+    res = gsd * (0.85 if dom == Domain.PV_THERMAL else 1.0)
     scene = pv_render.PVScene(
         site,
         res,

@@ -162,7 +162,8 @@ class PVFrameRenderer:
                 d2 = ((xx - sx) ** 2 + (yy - sy) ** 2) / (w * w)
                 core = 140 * np.exp(-d2 / (2 * 0.035**2)) + 28 * np.exp(-d2 / (2 * 0.22**2))
                 self.glare.append(np.clip(core, 0, 255).astype(np.uint8))
-            self.sky = np.clip(8 + 16 * (yy / h), 0, 255).astype(np.uint8)
+            self.sky = np.clip(10 + 18 * (yy / h), 0, 255).astype(np.uint8)
+            self.sky_tint = (1.0, float(rng.uniform(0.8, 0.9)), float(rng.uniform(0.6, 0.75)), 0.0)  # B, G, R
 
     def render(
         self, pose: Pose, rng: np.random.Generator, with_masks: bool = False
@@ -203,7 +204,8 @@ class PVFrameRenderer:
         heading = (pose.yaw_deg % 360.0) < 180.0
         glint = cv2.multiply(self.glare[0 if heading else 1], gl, scale=1.0 / 255.0)
         glint = cv2.add(glint, cv2.multiply(self.sky, gl, scale=1.0 / 255.0))
-        glint = cv2.resize(cv2.cvtColor(glint, cv2.COLOR_GRAY2BGR), size, interpolation=cv2.INTER_LINEAR)
+        glint = cv2.multiply(cv2.cvtColor(glint, cv2.COLOR_GRAY2BGR), self.sky_tint)  # bluish sky reflection
+        glint = cv2.resize(glint, size, interpolation=cv2.INTER_LINEAR)
         rgb = cv2.add(rgb, glint)
         motion = float(rng.uniform(0.0, 1.6))  # 4-8 m/s at 1/1000-1/2000 s exposure
         rgb = self.fx.apply_rgb(rgb, rng, exposure=float(rng.uniform(0.93, 1.07)), motion_px=motion)

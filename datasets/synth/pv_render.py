@@ -245,8 +245,8 @@ def _rgb_defect(
         else:  # dust/dirt band collecting at the module's lower (south) edge
             dy = th - rng.uniform(0.3, 0.9) * rpx
             b = _blob(rng, (th, tw), dy, cx, rpx, 0.4)
-            alpha = b * rng.uniform(0.6, 0.85)
-            colour[:] = np.array([0.42, 0.55, 0.62]) * rng.uniform(0.8, 1.1)
+            alpha = b * rng.uniform(0.75, 0.95)
+            colour[:] = np.array([0.45, 0.6, 0.7]) * rng.uniform(0.85, 1.1)
             noise = cv2.GaussianBlur(rng.standard_normal((th, tw)).astype(np.float32), (0, 0), 1.5)
             alpha = np.clip(alpha * (1 + 0.6 * noise), 0, 1)
     elif cls == "glass_breakage":
@@ -312,13 +312,13 @@ def _rgb_defect(
                 pts.append((int(x0), int(y0)))
             cv2.polylines(lines, [np.array(pts, np.int32)], False, 1.0, max(1, int(0.006 / geom.res * 2)))
         alpha = cv2.resize(lines, (tw, th), interpolation=cv2.INTER_AREA) * 1.5
-        alpha = np.clip(alpha, 0, 1) * 0.85
-        colour[:] = np.array([0.32, 0.42, 0.5]) if rng.random() < 0.5 else np.array([0.25, 0.3, 0.35])
+        alpha = np.clip(alpha, 0, 1) * 0.95
+        colour[:] = np.array([0.38, 0.5, 0.62]) if rng.random() < 0.5 else np.array([0.12, 0.16, 0.2])
     elif cls == "delamination":
         b = _blob(rng, (th, tw), cy, cx, rpx, 0.5)
         noise = cv2.GaussianBlur(rng.standard_normal((th, tw)).astype(np.float32), (0, 0), 2.0)
-        alpha = np.clip(b * (0.55 + 0.5 * noise), 0, 0.9)
-        colour[:] = np.array([0.45, 0.72, 0.82]) * rng.uniform(0.85, 1.1)  # yellow-brown (BGR)
+        alpha = np.clip(b * (0.8 + 0.35 * noise), 0, 0.95)
+        colour[:] = np.array([0.35, 0.68, 0.85]) * rng.uniform(0.85, 1.1)  # yellow-brown (BGR)
         for _ in range(int(rng.integers(3, 12))):  # bubbles
             by, bx = cy + rng.normal(0, rpx * 0.5), cx + rng.normal(0, rpx * 0.5)
             d = _disc((th, tw), by, bx, max(1.0, rpx * rng.uniform(0.05, 0.15)))

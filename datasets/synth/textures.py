@@ -56,17 +56,17 @@ def gravel_texture(rng: np.random.Generator, size: int, res_m: float) -> np.ndar
 
 
 def window_of(tex: np.ndarray, i0: int, j0: int, h: int, w: int) -> np.ndarray:
-    """A (h, w[, C]) copy of the infinite tiling of a tileable (S, S[, C]) texture at global pixel (i0, j0)."""
-    size = tex.shape[0]
+    """A (h, w[, C]) copy of the infinite tiling of a tileable (Sy, Sx[, C]) texture at global pixel (i0, j0)."""
+    size_y, size_x = tex.shape[:2]
     out = np.empty((h, w, *tex.shape[2:]), tex.dtype)
     y = 0
     while y < h:
-        ty = (i0 + y) % size
-        dy = min(size - ty, h - y)
+        ty = (i0 + y) % size_y
+        dy = min(size_y - ty, h - y)
         x = 0
         while x < w:
-            tx = (j0 + x) % size
-            dx = min(size - tx, w - x)
+            tx = (j0 + x) % size_x
+            dx = min(size_x - tx, w - x)
             out[y : y + dy, x : x + dx] = tex[ty : ty + dy, tx : tx + dx]
             x += dx
         y += dy

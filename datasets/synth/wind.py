@@ -74,7 +74,9 @@ def width_profile(side: str, s: np.ndarray, length: float) -> tuple[np.ndarray, 
         root_d + (3.9 - root_d) * np.sin(np.pi / 2 * r / 0.22) ** 2,
         3.9 - (3.9 - 0.55) * (np.clip(r - 0.22, 0, None) / 0.78) ** 0.9,
     )
-    thick = np.where(r < 0.22, root_d - (root_d - 0.36 * 3.9) * (r / 0.22) ** 1.5, chord * (0.36 - 0.2 * r))
+    thick = np.where(
+        r < 0.22, root_d - (root_d - 0.36 * 3.9) * (r / 0.22) ** 1.5, chord * (0.36 - 0.2 * (r - 0.22))
+    )
     tip = np.sqrt(np.clip((1.0 - r) / 0.025, 0.0, 1.0))  # rounded tip
     if side in ("pressure_side", "suction_side"):
         w = chord * tip
@@ -154,7 +156,7 @@ class WindScene:
         tex = textures.window_of(
             self.noise_tex, 0, j0 + 977 * (blade + 3 * tb) + 331 * SIDES.index(side), hgt, w
         )
-        lum = (shade * side_light * (1.0 + 0.018 * tex)).astype(np.float32)
+        lum = (shade * side_light * (1.0 + 0.012 * tex)).astype(np.float32)
         img = lum[..., None] * self.paint[None, None, :]
         if self.tip_bands:
             for k in range(2):
@@ -307,31 +309,40 @@ class WindRenderer:
         self.fx = CameraEffects(cam.width, cam.height, rng, noise_sigma=2.0, vignetting=0.18, channels=3)
 
     def background(self, pose: Pose, rng: np.random.Generator) -> np.ndarray:
-        """(H, W, 3) uint8: sky above the horizon line, a hazy distant landscape below."""
+        """(H, W, 3) uint8: sky (gradient, clouds) above the horizon, hazy fields below; out of focus.
+
+        Rendered at 1/8 resolution and upsampled: the background is far behind the focused blade.
+        """
         cam = self.cam
         h, w = cam.height, cam.width
-        v = np.arange(h, dtype=np.float32)
+        sh, sw = max(6, h // 8), max(8, w // 8)
+        v = (np.arange(sh, dtype=np.float32) + 0.5) * (h / sh) - 0.5
         elev = np.degrees(np.arctan2((cam.cy - v), cam.focal_px)) + pose.pitch_deg  # per row, roll ~ 0
-        zen = np.array([180, 120, 70], np.float32)
-        hor = np.array([235, 215, 200], np.float32)
+        zen = np.array([185, 125, 70], np.float32)
+        hor = np.array([238, 220, 205], np.float32)
         k = np.clip(elev / 50.0, 0, 1)[:, None]
         sky = hor * (1 - k) + zen * k
-        ground_far = np.array([95, 120, 105], np.float32)
-        ground_near = np.array([60, 95, 70], np.float32)
-        g = np.clip(-elev / 40.0, 0, 1)[:, None]
-        land = ground_far * (1 - g) + ground_near * g
-        haze = np.exp(np.clip(elev, -90, 0) / 4.0)[:, None]
-        land = land * (1 - haze) + hor * haze
-        col = np.where((elev >= 0)[:, None], sky, land).astype(np.float32)
-        rows = np.broadcast_to(col[:, None, :], (h, w, 3))
-        small = (max(8, w // 8), max(6, h // 8))
         oy, ox = (int(x) for x in rng.integers(0, 1024, size=2))
-        tex = textures.window_of(self.scene.sky_tex, oy, ox, small[1], small[0])
-        tex = cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR)
-        cloud = np.clip(tex - 0.3, 0, 1)[..., None] * (elev >= 0)[:, None, None]
-        ground_tex = (tex[..., None] - 0.5) * 30 * (elev < 0)[:, None, None]
-        out = rows * (1 - 0.8 * cloud) + 245 * 0.8 * cloud + ground_tex
-        return np.clip(out, 0, 255).astype(np.uint8)
+        tex = textures.window_of(self.scene.sky_tex, oy, ox, sh, sw)
+        cloud = np.clip((tex - 0.45) * 2.0, 0, 1)[..., None]
+        sky_img = sky[:, None, :] * (1 - 0.85 * cloud) + np.array([240, 240, 242], np.float32) * 0.85 * cloud
+        # fields: a patchwork of crops and meadows, squeezed toward the horizon, hazy in the distance
+        depth = 1.0 / np.maximum(np.tan(np.radians(np.clip(-elev, 0.3, 90))), 1e-3)
+        rows = (np.cumsum(1.0 / depth) * 3.0 % 1024).astype(int)
+        cols = (np.arange(sw) + ox) % 1024
+        patch = self.scene.sky_tex[rows[:, None], cols[None, :]]
+        palette = np.array(
+            [[70, 120, 85], [80, 140, 150], [60, 100, 70], [90, 130, 120], [75, 110, 95]], np.float32
+        )
+        x = np.clip(patch * 4.0, 0, 3.999)
+        lo_i = x.astype(int)
+        frac = np.clip((x - lo_i - 0.35) / 0.3, 0, 1)[..., None]  # soft field boundaries
+        land = palette[lo_i] * (1 - frac) + palette[lo_i + 1] * frac
+        haze = np.exp(-np.clip(-elev, 0, 90) / 5.0)[:, None, None]
+        land = land * (1 - haze) + hor * haze
+        img = np.where((elev >= 0)[:, None, None], sky_img, land)
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
+        return cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
 
     def render(
         self, frame: dict, rng: np.random.Generator, with_masks: bool = False
@@ -505,7 +516,8 @@ def build_wind_flight(dom, cam, images, seed, standoff, overlap, rate, origin, c
     srng = rng_for(seed, STREAM_SCENE)
     scene.tip_bands = bool(srng.random() < 0.4)
     scene.paint = (np.array([0.83, 0.84, 0.84]) * srng.uniform(0.95, 1.05, size=3)).astype(np.float32)
-    scene.noise_tex = textures.periodic_noise(srng, 512, 40.0, 3)
+    # surface texture streaked along the span (raster columns): stretch a tileable noise 4x along x
+    scene.noise_tex = cv2.resize(textures.periodic_noise(srng, 512, 12.0, 3), (2048, 512))
     scene.sky_tex = (textures.periodic_noise(srng, 1024, 60.0, 4) * 0.35 + 0.5).astype(np.float32)
     frames = plan_sweeps(cam, turbines, images, standoff, overlap, rng_for(seed, STREAM_PLAN))
     # defects on the blade sides this flight photographs
