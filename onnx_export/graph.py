@@ -1,0 +1,104 @@
+"""Small ONNX graph edits the export needs: pin spatial dims, topological order, metadata, head-node selection."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+HEAD_RE = re.compile(r"^/model\.(\d+)/")
+EXCLUDE_LEVELS = ("none", "decode", "head")
+"""INT8 nodes kept in float: ``none``; ``decode`` = the head's DFL and box/score decode (every non-Conv head node
+and the DFL conv); ``head`` = ``decode`` plus the last conv of each box and class branch (``cv2.i.2``,
+``cv3.i.2``), whose outputs are the raw logits/distances the decode turns into boxes and scores."""
+
+
+def pin_spatial_dims(model: Any, imgsz: tuple[int, int], strides: tuple[int, ...] = (8, 16, 32)) -> None:
+    """Make a dynamic (batch, 3, height, width) ONNX input static in H and W, keeping the batch dynamic.
+
+    The output's anchor dimension becomes ``sum(h/s * w/s)``; shapes inside are left to the simplifier.
+    """
+    h, w = imgsz
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, value in ((2, h), (3, w)):
+        dims[axis].Clear()
+        dims[axis].dim_value = int(value)
+    out = model.graph.output[0].type.tensor_type.shape.dim
+    if len(out) == 3:
+        out[2].Clear()
+        out[2].dim_value = int(sum((h // s) * (w // s) for s in strides))
+
+
+def topological_sort(graph: Any) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (as the ONNX spec requires;
+    onnxruntime's float16 converter appends its input casts at the end, which OpenCV's importer rejects).
+
+    Raises:
+        ValueError: the graph has a cycle or an input nobody produces (the node is named).
+    """
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            missing = sorted({i for n in rest for i in n.input if i not in available})[:5]
+            raise ValueError(f"graph cannot be ordered: node {rest[0].name!r} waits for {missing}")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def set_metadata(model: Any, values: Mapping[str, Any]) -> None:
+    """Write ``values`` into ``model.metadata_props`` (replacing keys that exist; dicts/lists as JSON)."""
+    text = {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in values.items()}
+    keep = [(p.key, p.value) for p in model.metadata_props if p.key not in text]
+    del model.metadata_props[:]
+    for key, value in [*keep, *text.items()]:
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+
+
+def get_metadata(model: Any) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def head_index(model: Any) -> int:
+    """The module index of the detection head (the highest ``/model.N/`` in node names).
+
+    Raises:
+        ValueError: no ultralytics-style node names.
+    """
+    found = [int(m.group(1)) for n in model.graph.node if (m := HEAD_RE.match(n.name))]
+    if not found:
+        raise ValueError("no /model.N/ node names: not an ultralytics export")
+    return max(found)
+
+
+def head_nodes_to_exclude(model: Any, level: str) -> list[str]:
+    """Names of the nodes INT8 quantization should leave in float for ``level`` (see :data:`EXCLUDE_LEVELS`).
+
+    Raises:
+        ValueError: unknown level.
+    """
+    if level not in EXCLUDE_LEVELS:
+        raise ValueError(f"int8 exclude level {level!r}: expected one of {', '.join(EXCLUDE_LEVELS)}")
+    if level == "none":
+        return []
+    prefix = f"/model.{head_index(model)}/"
+    final_conv = re.compile(r"/cv[23]\.\d+/cv[23]\.\d+\.2/Conv$")
+    out = []
+    for node in model.graph.node:
+        if not node.name.startswith(prefix):
+            continue
+        decode = node.op_type != "Conv" and not re.search(r"/cv[23]\.\d+/", node.name)
+        if decode or "/dfl/" in node.name or (level == "head" and final_conv.search(node.name)):
+            out.append(node.name)
+    return out
