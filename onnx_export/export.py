@@ -391,7 +391,7 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
             "domain": source.domain.value,
             "model_version": source.model_version,
             "dataset_version": source.dataset_version,
-        },  # fmt: skip
+        },
         "settings": {
             "opset": opset,
             "imgsz": list(imgsz),
@@ -403,7 +403,7 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
             "calib_count": cfg.calib_count,
             "calib_method": cfg.calib_method,
             "int8_exclude": cfg.int8_exclude,
-        },  # fmt: skip
+        },
         "tools": tools,
         "variants": [v.to_dict() for v in variants],
     }

@@ -457,7 +457,7 @@ def verify(
             "limit": limit,
             "opencv": opencv,
             "opencv_images": opencv_images,
-        },  # fmt: skip
+        },
         gates=gates,
     )
 
