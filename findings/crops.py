@@ -41,8 +41,9 @@ def annotated_crop(
         (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
         interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA,
     )
-    p1 = (int((x1 - a0) * scale), int((y1 - b0) * scale))
-    p2 = (int((x2 - a0) * scale) - 1, int((y2 - b0) * scale) - 1)
+    m = 3  # draw the box just outside the defect so the defect itself stays visible
+    p1 = (int((x1 - a0) * scale) - m, int((y1 - b0) * scale) - m)
+    p2 = (int((x2 - a0) * scale) - 1 + m, int((y2 - b0) * scale) - 1 + m)
     cv2.rectangle(crop, p1, p2, colour_bgr, 2)
     ok, png = cv2.imencode(".png", crop)
     if not ok:
