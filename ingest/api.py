@@ -146,7 +146,15 @@ def scan_folder(root: Path) -> _Scan:
     result = _Scan()
     root_real = Path(os.path.realpath(root))
     seen_keys: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or root)
+        rel = where.relative_to(root).as_posix() if where != root and root in where.parents else str(where)
+        result.rejected.append(
+            {"path": rel, "reason": "unreadable", "detail": f"folder cannot be listed: {exc}"}
+        )
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         here = Path(dirpath)
         for name in list(dirnames):
             if name.lower() in JUNK_DIRS:

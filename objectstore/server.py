@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -347,6 +348,7 @@ class EmbeddedStore:
             self._terminate(process.pid)
             with contextlib.suppress(OSError):
                 self.pid_file.unlink()
+            self._remove_sockets()
             raise
         return self.status()
 
@@ -397,6 +399,16 @@ class EmbeddedStore:
             os.waitpid(pid, 0)
         return True
 
+    def _remove_sockets(self) -> None:
+        """Remove the unix sockets SeaweedFS leaves in /tmp, named by our ports (only after it stopped)."""
+        ports = set(self._state().get("ports", {}).values())
+        ports |= {p + GRPC_OFFSET for p in ports} | {self.port, self.port + GRPC_OFFSET}
+        for port in ports:
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(path.lstat().st_mode):
+                        path.unlink()
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         """Stop the server (SIGTERM, wait up to ``timeout_s``, then SIGKILL). Returns False when none ran."""
         pid = self.pid()
@@ -408,4 +420,5 @@ class EmbeddedStore:
         self._terminate(pid, timeout_s)
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
+        self._remove_sockets()
         return True
