@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,23 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send ultralytics' log lines and progress bars to stderr, so ``--json`` output on stdout stays clean."""
+    moved = [
+        h for h in logging.getLogger("ultralytics").handlers
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stdout
+    ]  # fmt: skip
+    for h in moved:
+        h.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for h in moved:
+            h.setStream(sys.stdout)
 
 
 # ------------------------------------------------------------------------------------------------------ train
@@ -80,8 +100,13 @@ def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, seed: int
     cfg = TrainConfig(data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, out=out,
                       name=name, device=device, workers=workers, patience=patience, amp=amp, plots=plots,
                       overrides=extra)  # fmt: skip
+    from detection.offline import ensure_offline
+
+    settings = get_settings()
     try:
-        result = run_train(cfg, settings=get_settings(), command=["skyinspect", *sys.argv[1:]])
+        with _stdout_to_stderr() if as_json else contextlib.nullcontext():
+            ensure_offline(settings)  # imports ultralytics: inside, so its import-time messages avoid stdout
+            result = run_train(cfg, settings=settings, command=["skyinspect", *sys.argv[1:]])
     except TrainError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -133,15 +158,16 @@ def evaluate(model: Path, data: Path, split: str, conf: float, iou: float, max_d
     from detection.evaluate import evaluate as run_evaluate
     from detection.model_meta import ModelMetadataError
 
-    if model.suffix.lower() == ".pt":
-        from detection.offline import ensure_offline
-
-        ensure_offline(get_settings())
     cfg = EvalConfig(model=model, data=data, split=split, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
                      slice=sliced, overlap=overlap, batch=batch, device=device, out=out, ap_method=ap_method,
                      limit=limit)  # fmt: skip
     try:
-        result = run_evaluate(cfg)
+        with _stdout_to_stderr() if as_json else contextlib.nullcontext():
+            if model.suffix.lower() == ".pt":
+                from detection.offline import ensure_offline
+
+                ensure_offline(get_settings())
+            result = run_evaluate(cfg)
     except (EvaluateError, BackendError, ModelMetadataError) as exc:
         raise click.ClickException(str(exc)) from exc
     report = result.report

@@ -49,13 +49,20 @@ def draw_shape(img: np.ndarray, cls: int, x1: int, y1: int, x2: int, y2: int) ->
 
 
 def make_image(
-    rng: np.random.Generator, w: int = IMAGE_W, h: int = IMAGE_H
+    rng: np.random.Generator,
+    w: int = IMAGE_W,
+    h: int = IMAGE_H,
+    shapes: tuple[int, int] = (1, 3),
+    size_px: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, list[tuple]]:
-    """One (h, w, 3) BGR image with 1–3 non-overlapping shapes → (image, [(cls, x1, y1, x2, y2), …])."""
+    """One (h, w, 3) BGR image with ``shapes`` (min, max) non-overlapping shapes → (image, [(cls, x1, y1, x2, y2)…]).
+
+    Shape sides are drawn from ``size_px`` (default w/8 .. 0.3 w, which at 128 px is what the tiny model learns).
+    """
     img = np.clip(rng.normal(128, 18, (h, w, 3)), 0, 255).astype(np.uint8)
     boxes: list[tuple[int, int, int, int, int]] = []
-    lo, hi = max(8, w // 8), max(9, int(w * 0.3))
-    for _ in range(int(rng.integers(1, 4))):
+    lo, hi = size_px or (max(8, w // 8), max(9, int(w * 0.3)))
+    for _ in range(int(rng.integers(shapes[0], shapes[1] + 1))):
         for _attempt in range(20):
             bw, bh = int(rng.integers(lo, hi)), int(rng.integers(lo, hi))
             x1, y1 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
@@ -121,7 +128,9 @@ def train_tiny_model(work: Path, epochs: int = TINY_EPOCHS) -> TinyModel:
     key = f"{work.resolve()}:{epochs}"
     if key in _CACHE:
         return _CACHE[key]
-    config_dir = ensure_offline()  # $YOLO_CONFIG_DIR (tests/conftest.py points it into the session's temp dir)
+    config_dir = (
+        ensure_offline()
+    )  # $YOLO_CONFIG_DIR (tests/conftest.py points it into the session's temp dir)
     data_yaml = make_shapes_dataset(work / "data")
     cfg = TrainConfig(
         data=data_yaml,
