@@ -140,8 +140,13 @@ class WindScene:
         tt = (np.arange(hgt, dtype=np.float32)[:, None] + 0.5) * q - WIDTH_M / 2
         alpha = np.clip(np.minimum(tt - lo[None, :], hi[None, :] - tt) / q + 0.5, 0.0, 1.0)
         alpha[:, s > t.blade_length_m] = 0.0
-        u = np.clip((tt - (lo + hi)[None, :] / 2) / np.maximum((hi - lo)[None, :] / 2, 1e-3), -1, 1)
-        # shading across the visible width: rounded edges fall off, the leading-edge nose catches light
+        # shading across the visible width is smooth: evaluate it on a 4x coarser grid and upsample
+        k = 4
+        sh, sw = max(2, hgt // k), max(2, w // k)
+        lo_s, hi_s = cv2.resize(lo[None, :], (sw, 1))[0], cv2.resize(hi[None, :], (sw, 1))[0]
+        tt_s = (np.arange(sh, dtype=np.float32)[:, None] + 0.5) * (hgt / sh) * q - WIDTH_M / 2
+        u = np.clip((tt_s - (lo_s + hi_s)[None, :] / 2) / np.maximum((hi_s - lo_s)[None, :] / 2, 1e-3), -1, 1)
+        # rounded edges fall off, the leading-edge nose catches light
         if side in ("leading_edge", "trailing_edge"):
             shade = 0.62 + 0.38 * np.sqrt(np.clip(1 - u**2, 0, 1))
             if side == "leading_edge":
@@ -153,16 +158,22 @@ class WindScene:
         side_light = {"pressure_side": 1.0, "suction_side": 0.8, "leading_edge": 0.95, "trailing_edge": 0.85}[
             side
         ]
+        shade = cv2.resize((shade * side_light).astype(np.float32), (w, hgt), interpolation=cv2.INTER_LINEAR)
         tex = textures.window_of(
             self.noise_tex, 0, j0 + 977 * (blade + 3 * tb) + 331 * SIDES.index(side), hgt, w
         )
-        lum = (shade * side_light * (1.0 + 0.012 * tex)).astype(np.float32)
-        img = lum[..., None] * self.paint[None, None, :]
+        lum = shade * (np.float32(1.0) + np.float32(0.012) * tex)
+        lum8 = cv2.convertScaleAbs(lum, alpha=255.0)
+        img = cv2.transform(lum8[..., None], self.paint.reshape(3, 1).astype(np.float32))  # grey → paint colour
         if self.tip_bands:
-            for k in range(2):
-                a0 = t.blade_length_m - 2.0 - k * 4.0
-                band = (s > a0 - 2.0) & (s < a0)
-                img[:, band] = lum[:, band, None] * np.array([0.16, 0.2, 0.75], np.float32)
+            for kk in range(2):
+                a0 = t.blade_length_m - 2.0 - kk * 4.0
+                band = np.flatnonzero((s > a0 - 2.0) & (s < a0))
+                if len(band):
+                    sl = slice(band[0], band[-1] + 1)
+                    img[:, sl] = (lum[:, sl, None] * (255 * np.array([0.16, 0.2, 0.75], np.float32))).astype(
+                        np.uint8
+                    )
         labels = np.zeros((hgt, w), np.int32) if with_labels else None
         for d in self.defects:
             if (d.turbine, d.blade, d.side) != (tb, blade, side):
@@ -175,12 +186,14 @@ class WindScene:
             src = (slice(0, ph), slice(xa - b, xb - b))
             dst = (slice(a, a + ph), slice(xa, xb))
             pa = d.patch_rgba[src][..., 3:4]
-            img[dst] = img[dst] * (1 - pa) + d.patch_rgba[src][..., :3] * lum[dst][..., None] ** 0.3 * pa
+            under = img[dst].astype(np.float32) / 255.0
+            over = d.patch_rgba[src][..., :3] * lum[dst][..., None] ** 0.3
+            img[dst] = np.clip((under * (1 - pa) + over * pa) * 255.0, 0, 255).astype(np.uint8)
             if labels is not None:
                 labels[dst][d.mask[src] > 0] = d.index + 1
         if side == "suction_side":
             self._vortex_generators(img, tb, blade, s, lo, hi, j0, lum)
-        rgb = np.clip(img * 255.0, 0, 255).astype(np.uint8)
+        rgb = img
         return rgb, np.clip(alpha * 255.0, 0, 255).astype(np.uint8), labels
 
     def vg_range(self, tb: int) -> tuple[float, float]:
@@ -209,9 +222,8 @@ class WindScene:
             for dj in range(-1, 2):
                 col = jj + dj
                 if 0 <= col < img.shape[1]:
-                    img[max(0, i_c - half) : i_c + half, col] = (
-                        img[max(0, i_c - half) : i_c + half, col] * 0.55
-                    )
+                    seg = img[max(0, i_c - half) : i_c + half, col]
+                    seg[:] = (seg * 0.55).astype(np.uint8)
 
 
 def _draw_wind_defect(d: WindDefect, q: float, rng: np.random.Generator, lo: float, hi: float) -> None:
