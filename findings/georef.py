@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,11 @@ class FrameCamera:
         return np.array([self.e, self.n, self.u])
 
     def R(self) -> np.ndarray:
+        """(3, 3) rotation (columns: image right, image down, optical axis in ENU); computed once."""
+        return self._R
+
+    @cached_property
+    def _R(self) -> np.ndarray:
         return rotation(self.yaw_deg, self.pitch_deg, self.roll_deg)
 
     def rays(self, uv: np.ndarray) -> np.ndarray:

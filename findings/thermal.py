@@ -80,12 +80,18 @@ def module_mask(camera: FrameCamera, layout: SiteLayout, roi: tuple[int, int, in
         return mask.astype(bool)
     c = ground.mean(0)
     radius = float(np.max(np.hypot(*(ground - c).T))) + 2.0
-    for i in layout.candidates(c[0], c[1], radius):
-        px = camera.ground_to_pixel(layout.modules[i].ring)
-        if not np.all(np.isfinite(px)):
-            continue
-        pts = np.rint((px - np.array([x0, y0])) * 4).astype(np.int32)  # 2 fractional bits
-        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=2)
+    idx = layout.candidates(c[0], c[1], radius)
+    if idx:
+        rings = [layout.modules[i].ring for i in idx]
+        px_all = camera.ground_to_pixel(np.concatenate(rings))
+        polys, k = [], 0
+        for ring in rings:
+            px = px_all[k : k + len(ring)]
+            k += len(ring)
+            if np.all(np.isfinite(px)):
+                polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))  # 2 fractional bits
+        if polys:
+            cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
     return mask.astype(bool)
 
