@@ -1,7 +1,8 @@
 """Fault warnings: critical findings raise a warning, recorded in warnings.json and POSTed to webhooks.
 
 Critical = IEC TS 62446-3 CoA 3, wind category 4 or 5, or a string offline. A warning's id is stable for the
-same site, flight and asset (``W`` + 16 hex of a SHA-256), so re-processing a flight produces the same ids.
+same site, flight, class and asset (``W`` + 16 hex of a SHA-256 of them; blade positions at 0.1 m; a second
+defect of the same class on the same asset gets ``-2``), so re-processing a flight produces the same ids.
 
 Delivery: each warning is POSTed as JSON to every configured URL, with retries (exponential back-off) on
 connection errors, 5xx and 429 answers. A *sent-ledger* — one object per warning id in the store
@@ -35,7 +36,7 @@ def _asset_key(f: dict[str, Any]) -> str:
     if a.get("module_id"):
         return f"module:{a['module_id']}"
     if a.get("turbine_id") and a.get("radius_m") is not None:
-        return f"blade:{a['turbine_id']}/{a.get('blade')}/{a.get('side')}/{round(a['radius_m'] * 2) / 2}"
+        return f"blade:{a['turbine_id']}/{a.get('blade')}/{a.get('side')}/{a['radius_m']:.1f}"
     loc = f.get("location") or {}
     if loc.get("located"):
         return f"at:{loc['lat']:.6f},{loc['lon']:.6f}"
@@ -51,9 +52,14 @@ def build_warnings(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The fault warnings of a findings document (one per critical finding)."""
     out = []
     site, flight = doc["site"], doc["flight"]
+    seen: dict[str, int] = {}
     for f in doc["findings"]:
         if not is_critical(f):
             continue
+        wid = warning_id(site, flight, f)
+        seen[wid] = seen.get(wid, 0) + 1
+        if seen[wid] > 1:  # two defects of one class on one asset (e.g. two burns near one tip)
+            wid = f"{wid}-{seen[wid]}"
         a = f.get("asset") or {}
         where = (
             (a.get("string_id") if f["class"] == "string_offline" else a.get("module_id"))
@@ -66,7 +72,7 @@ def build_warnings(doc: dict[str, Any]) -> list[dict[str, Any]]:
         )
         out.append(
             {
-                "id": warning_id(site, flight, f),
+                "id": wid,
                 "site": site,
                 "flight": flight,
                 "finding_id": f["id"],
