@@ -1,48 +1,23 @@
 """Fixtures of the inference-core tests: tiny real ONNX models exported once per session (see fixtures_inference).
 
-ultralytics is put offline (``detection.offline.ensure_offline``) before it is imported, and a socket guard makes
-any network connection attempted during the exports fail the session loudly.
+ultralytics is put offline (``detection.offline.ensure_offline``) before it is imported, and a socket guard
+(``fixtures_inference.no_network``) makes any non-local connection attempted while building or exporting a model
+raise, so a download attempt fails the tests loudly instead of passing silently on a connected machine.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures_inference import ExportedModel, build_calibrated_yolo, export_onnx
+from fixtures_inference import ExportedModel, build_calibrated_yolo, export_onnx, no_network
 
 IMGSZ = (320, 320)
 RECT_IMGSZ = (192, 320)
 
 
-class NetworkAttempted(RuntimeError):
-    pass
-
-
 @pytest.fixture(scope="session")
-def no_network() -> Iterator[list[str]]:
-    """Refuse (and record) every non-local socket connection while the fixture is active."""
-    attempts: list[str] = []
-    original = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> object:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            attempts.append(str(address))
-            raise NetworkAttempted(f"network access attempted during the tests: {address}")
-        return original(self, address)
-
-    socket.socket.connect = guarded  # type: ignore[method-assign]
-    try:
-        yield attempts
-    finally:
-        socket.socket.connect = original  # type: ignore[method-assign]
-
-
-@pytest.fixture(scope="session")
-def yolo_workdir(tmp_path_factory: pytest.TempPathFactory, no_network: list[str]) -> Path:
+def yolo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from detection.offline import ensure_offline
 
     workdir = tmp_path_factory.mktemp("inference-models")
@@ -53,14 +28,14 @@ def yolo_workdir(tmp_path_factory: pytest.TempPathFactory, no_network: list[str]
 @pytest.fixture(scope="session")
 def calibrated_yolo(yolo_workdir: Path):
     """The in-memory ultralytics YOLO (untrained, calibrated, wind classes) all exported models come from."""
-    return build_calibrated_yolo(yolo_workdir, IMGSZ)
+    with no_network():
+        return build_calibrated_yolo(yolo_workdir, IMGSZ)
 
 
 @pytest.fixture(scope="session")
-def onnx_model(yolo_workdir: Path, calibrated_yolo, no_network: list[str]) -> ExportedModel:
+def onnx_model(yolo_workdir: Path, calibrated_yolo) -> ExportedModel:
     """Static (1, 3, 320, 320) input, raw (1, 10, 2100) output."""
     path = export_onnx(calibrated_yolo, yolo_workdir, IMGSZ, "static320")
-    assert not no_network, f"network attempted during export: {no_network}"
     return ExportedModel(path, calibrated_yolo, IMGSZ)
 
 

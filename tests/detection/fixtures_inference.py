@@ -11,6 +11,9 @@ distinct scores — what parity tests need.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,30 @@ DOMAIN = taxonomy.Domain.WIND
 NAMES = taxonomy.class_names(DOMAIN)
 CLS_WEIGHT_SCALE = 2.0
 CLS_BIAS = -4.0
+
+
+class NetworkAttempted(RuntimeError):
+    """Raised by :func:`no_network` instead of opening a non-local connection."""
+
+
+@contextlib.contextmanager
+def no_network() -> Iterator[list[str]]:
+    """Refuse every non-local IPv4/IPv6 connection inside the block; yields the list of attempts."""
+    attempts: list[str] = []
+    original = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+            attempts.append(str(address))
+            raise NetworkAttempted(f"network access attempted: {address}")
+        return original(self, address)
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    try:
+        yield attempts
+    finally:
+        socket.socket.connect = original  # type: ignore[method-assign]
 
 
 def synthetic_frame(h: int, w: int, seed: int = 0, shapes: int = 12) -> np.ndarray:
@@ -87,10 +114,9 @@ def build_calibrated_yolo(workdir: Path, imgsz: tuple[int, int] = (320, 320), se
 
 def export_onnx(model: Any, workdir: Path, imgsz: tuple[int, int], name: str, **kwargs: Any) -> Path:
     """Export ``model`` to ``workdir/name.onnx`` with ultralytics (opset default, no simplification)."""
-    import contextlib
     import shutil
 
-    with contextlib.chdir(workdir):  # ultralytics writes next to the yaml / into the working directory
+    with no_network(), contextlib.chdir(workdir):  # ultralytics writes into the working directory
         out = Path(
             model.export(format="onnx", imgsz=list(imgsz), simplify=False, verbose=False, **kwargs)
         ).resolve()

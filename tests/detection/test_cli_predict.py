@@ -21,7 +21,7 @@ from skyinspect.cli import cli
 def image_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "flight"
     folder.mkdir()
-    for i, (h, w) in enumerate([(512, 640), (1080, 1920)]):
+    for i, (h, w) in enumerate([(512, 640), (600, 900)]):
         cv2.imwrite(str(folder / f"DJI_{i:04d}.png"), synthetic_frame(h, w, seed=40 + i))
     (folder / "notes.txt").write_text("not an image")
     return folder
@@ -34,7 +34,7 @@ def test_json_lines_match_the_inference_core(onnx_model, image_dir: Path) -> Non
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [Path(r["image"]).name for r in lines] == ["DJI_0000.png", "DJI_0001.png"]  # the .txt is skipped
-    assert lines[1]["width"] == 1920 and lines[1]["height"] == 1080 and lines[0]["domain"] == "wind-rgb"
+    assert lines[1]["width"] == 900 and lines[1]["height"] == 600 and lines[0]["domain"] == "wind-rgb"
     det = Detector.from_onnx(onnx_model.path, conf=0.05)
     want = det.predict(cv2.imread(str(image_dir / "DJI_0000.png")))
     got = Detections.from_records(lines[0]["detections"])
@@ -52,7 +52,7 @@ def test_sliced_run_writes_annotated_images_and_jsonl(onnx_model, image_dir: Pat
     rec = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
     assert rec["sliced"] is True and len(rec["detections"]) > 0
     annotated = cv2.imread(str(out / "DJI_0001.jpg"))
-    assert annotated.shape == (1080, 1920, 3)
+    assert annotated.shape == (600, 900, 3)
 
 
 def test_unreadable_image_is_reported_and_fails(onnx_model, tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_running_the_core_end_to_end_loads_no_heavy_framework(onnx_model, tmp_pa
     from fixtures_inference import synthetic_frame
 
     image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), synthetic_frame(720, 960, seed=3))
+    cv2.imwrite(str(image), synthetic_frame(480, 600, seed=3))
     code = (
         "from detection.inference import Detector\n"
         "from detection.slicing import SlicedDetector\n"

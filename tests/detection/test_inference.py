@@ -190,3 +190,13 @@ def test_from_onnx_errors(tmp_path, onnx_model) -> None:
         ModelMetadataError, match=r"bare.onnx: model metadata lacks required key\(s\) names, imgsz"
     ):
         Detector.from_onnx(tmp_path / "bare.onnx")
+
+
+def test_network_guard_used_by_the_model_fixtures_refuses_outside_connections() -> None:
+    import socket
+
+    from fixtures_inference import NetworkAttempted, no_network
+
+    with no_network() as attempts, pytest.raises(NetworkAttempted):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)  # TEST-NET-1: never routable
+    assert attempts == ["('192.0.2.1', 443)"]

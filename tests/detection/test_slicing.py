@@ -202,7 +202,7 @@ def test_real_model_single_tile_equals_whole_frame(onnx_model) -> None:
 
 def test_real_model_on_a_large_frame(onnx_model) -> None:
     det = Detector.from_onnx(onnx_model.path, conf=0.05, iou=0.45)
-    img = synthetic_frame(1080, 1920, seed=12, shapes=60)
+    img = synthetic_frame(720, 1280, seed=12, shapes=40)
     found = SlicedDetector(det, overlap=0.2, batch_size=8, full_frame=True).predict(img)
     assert isinstance(found, Detections) and len(found) > 0
     assert (
