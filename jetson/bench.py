@@ -63,6 +63,8 @@ def load_images(folder: Path | None, n: int, synthetic_hw: tuple[int, int] = (30
                 img, (x, y), (x + s, y + s // 2), tuple(int(c) for c in rng.integers(0, 255, 3)), -1
             )
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise RuntimeError("cannot encode a synthetic JPEG frame")
         out.append(buf.tobytes())
     return out
 

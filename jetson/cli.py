@@ -339,6 +339,7 @@ def update(domains: tuple[str, ...], ref: str, kind: str) -> None:
     from objectstore.client import ObjectStoreError
 
     ec = _ctx()
+    kind = kind or ec.cfg.model_kind
     if kind not in EDGE_KINDS:
         raise click.ClickException(f"--kind {kind}: expected one of {', '.join(EDGE_KINDS)}")
     models = ec.models()

@@ -8,6 +8,8 @@ the on-site runtime does with frames. Where it is looked for (first found wins):
 3. ``$XDG_CONFIG_HOME/skyinspect/edge.yaml`` (or ``edge.toml``),
 4. none: every key takes its default (below).
 
+``upload_thumbnails`` and ``output.thumbnails`` both have to be on for thumbnails to reach the store.
+
 Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, commented)::
 
     device: ""                 # device id in object keys edge/{device}/...; "" = the host name (made key-safe)
@@ -21,6 +23,7 @@ Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, co
     fp16: true                 # TensorRT builds FP16 engines
     int8: auto                 # auto = INT8 only for a QDQ model or one shipped with a calibration table; true / false
     cache_dir: null            # TensorRT engine + timing caches (null = <data_dir>/edge/trt-cache)
+    model_kind: onnx           # registry artifact `update` installs: onnx, onnx-fp16 or onnx-int8
     tiling:
       mode: auto               # auto = slice frames larger than min_pixels; always; never
       min_pixels: 4000000      # auto mode: frames with more pixels than this are sliced
@@ -137,6 +140,7 @@ class EdgeConfig:
     fp16: bool = True
     int8: str = "auto"
     cache_dir: Path | None = None
+    model_kind: str = "onnx"
     tiling: TilingConfig = field(default_factory=TilingConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -185,7 +189,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 def _build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> Any:
     if not isinstance(data, Mapping):
         raise EdgeConfigError(
-            f"{where}: {prefix or 'top level'}: expected a mapping of keys, got {type(data).__name__}"
+            f"{where}: {prefix.rstrip('.') or 'top level'}: expected a mapping of keys, got {type(data).__name__}"
         )
     known = {f.name: f for f in fields(cls) if f.name != "path"}
     unknown = sorted(set(data) - set(known))
@@ -233,6 +237,10 @@ def _build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> 
 def _validate(cfg: EdgeConfig, where: str) -> None:
     checks = [
         (0.0 <= cfg.conf <= 1.0, "conf must be in 0..1"),
+        (
+            cfg.model_kind in ("onnx", "onnx-fp16", "onnx-int8"),
+            "model_kind must be onnx, onnx-fp16 or onnx-int8",
+        ),
         (0.0 <= cfg.iou <= 1.0, "iou must be in 0..1"),
         (cfg.max_det >= 1, "max_det must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),

@@ -342,14 +342,14 @@ class Pipeline:
                         return
             except BaseException as exc:
                 reader_error.append(exc)
-            finally:
-                while True:
-                    try:
-                        q.put(_END, timeout=0.2)
+            # the end marker, unless the consumer is gone (stop set) and nobody would read it
+            while True:
+                try:
+                    q.put(_END, timeout=0.2)
+                    return
+                except queue.Full:
+                    if stop.is_set():
                         return
-                    except queue.Full:
-                        if stop.is_set():
-                            return
 
         thread = threading.Thread(target=reader, name="edge-reader", daemon=True)
         thread.start()

@@ -176,12 +176,16 @@ def iter_folder(
             yield frame
         return
     watcher = FolderWatcher(root, cfg)
+    handed: set[tuple[str, int, int]] = (
+        set()
+    )  # given out in this session (their results may not be stored yet)
     while not stop.is_set():
-        ready, settling = watcher.poll(outbox.finished_origins())
+        ready, settling = watcher.poll(outbox.finished_origins() | handed)
         for path, size, mtime_ns in ready:
             if stop.is_set():
                 return
             watcher.forget(path)
+            handed.add((str(path), size, mtime_ns))
             frame = read_image_frame(path, size, mtime_ns, outbox)
             if frame is not None:
                 yield frame

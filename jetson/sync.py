@@ -60,7 +60,7 @@ class Syncer:
         for kind, path_text in sorted(item.files.items()):
             path = Path(path_text)
             folder = {"image": "images", "thumbnail": "thumbnails"}.get(kind)
-            if folder is None:
+            if folder is None or (kind == "thumbnail" and not self.cfg.upload_thumbnails):
                 continue
             if not path.is_file():
                 logger.warning(
