@@ -129,22 +129,28 @@ class WindScene:
 
     def side_window(
         self, tb: int, blade: int, side: str, j0: int, j1: int, with_labels: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The blade side's surface raster for columns [j0, j1): ((h, w, 3) uint8 BGR, (h, w) uint8 alpha, labels)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+        """The blade side's surface raster for columns [j0, j1), cropped to the rows the blade covers.
+
+        Returns ((h, w, 3) uint8 BGR, (h, w) uint8 alpha, (h, w) int32 labels or None, first row index).
+        """
         q = self.q
         t = self.turbines[tb]
         hgt = int(np.rint(WIDTH_M / q))
         w = j1 - j0
         s = (np.arange(j0, j1, dtype=np.float32) + 0.5) * q
         lo, hi = width_profile(side, s, t.blade_length_m)
-        tt = (np.arange(hgt, dtype=np.float32)[:, None] + 0.5) * q - WIDTH_M / 2
+        r0 = max(0, math.floor((float(lo.min()) + WIDTH_M / 2) / q) - 2)
+        r1 = min(hgt, math.ceil((float(hi.max()) + WIDTH_M / 2) / q) + 2)
+        hgt = max(1, r1 - r0)
+        tt = (np.arange(r0, r0 + hgt, dtype=np.float32)[:, None] + 0.5) * q - WIDTH_M / 2
         alpha = np.clip(np.minimum(tt - lo[None, :], hi[None, :] - tt) / q + 0.5, 0.0, 1.0)
         alpha[:, s > t.blade_length_m] = 0.0
         # shading across the visible width is smooth: evaluate it on a 4x coarser grid and upsample
         k = 4
         sh, sw = max(2, hgt // k), max(2, w // k)
         lo_s, hi_s = cv2.resize(lo[None, :], (sw, 1))[0], cv2.resize(hi[None, :], (sw, 1))[0]
-        tt_s = (np.arange(sh, dtype=np.float32)[:, None] + 0.5) * (hgt / sh) * q - WIDTH_M / 2
+        tt_s = (np.arange(sh, dtype=np.float32)[:, None] + 0.5) * (hgt / sh) * q + r0 * q - WIDTH_M / 2
         u = np.clip((tt_s - (lo_s + hi_s)[None, :] / 2) / np.maximum((hi_s - lo_s)[None, :] / 2, 1e-3), -1, 1)
         # rounded edges fall off, the leading-edge nose catches light
         if side in ("leading_edge", "trailing_edge"):
@@ -160,11 +166,14 @@ class WindScene:
         ]
         shade = cv2.resize((shade * side_light).astype(np.float32), (w, hgt), interpolation=cv2.INTER_LINEAR)
         tex = textures.window_of(
-            self.noise_tex, 0, j0 + 977 * (blade + 3 * tb) + 331 * SIDES.index(side), hgt, w
+            self.noise_tex, r0, j0 + 977 * (blade + 3 * tb) + 331 * SIDES.index(side), hgt, w
         )
         lum = shade * (np.float32(1.0) + np.float32(0.012) * tex)
         lum8 = cv2.convertScaleAbs(lum, alpha=255.0)
-        img = cv2.transform(lum8[..., None], self.paint.reshape(3, 1).astype(np.float32))  # grey → paint colour
+        lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * self.paint[None, :], 0, 255).astype(
+            np.uint8
+        )
+        img = cv2.LUT(cv2.cvtColor(lum8, cv2.COLOR_GRAY2BGR), lut[None])  # grey → paint colour
         if self.tip_bands:
             for kk in range(2):
                 a0 = t.blade_length_m - 2.0 - kk * 4.0
@@ -179,12 +188,13 @@ class WindScene:
             if (d.turbine, d.blade, d.side) != (tb, blade, side):
                 continue
             ph, pw = d.mask.shape
-            a, b = d.patch_i0, d.patch_j0 - j0
+            a, b = d.patch_i0 - r0, d.patch_j0 - j0
             xa, xb = max(b, 0), min(b + pw, w)
-            if xa >= xb:
+            ya, yb = max(a, 0), min(a + ph, hgt)
+            if xa >= xb or ya >= yb:
                 continue
-            src = (slice(0, ph), slice(xa - b, xb - b))
-            dst = (slice(a, a + ph), slice(xa, xb))
+            src = (slice(ya - a, yb - a), slice(xa - b, xb - b))
+            dst = (slice(ya, yb), slice(xa, xb))
             pa = d.patch_rgba[src][..., 3:4]
             under = img[dst].astype(np.float32) / 255.0
             over = d.patch_rgba[src][..., :3] * lum[dst][..., None] ** 0.3
@@ -192,15 +202,14 @@ class WindScene:
             if labels is not None:
                 labels[dst][d.mask[src] > 0] = d.index + 1
         if side == "suction_side":
-            self._vortex_generators(img, tb, blade, s, lo, hi, j0, lum)
-        rgb = img
-        return rgb, np.clip(alpha * 255.0, 0, 255).astype(np.uint8), labels
+            self._vortex_generators(img, tb, blade, s, lo, hi, r0)
+        return img, cv2.convertScaleAbs(alpha, alpha=255.0), labels, r0
 
     def vg_range(self, tb: int) -> tuple[float, float]:
         length = self.turbines[tb].blade_length_m
         return ROOT_R + 0.08 * length, ROOT_R + 0.3 * length
 
-    def _vortex_generators(self, img, tb, blade, s, lo, hi, j0, lum) -> None:
+    def _vortex_generators(self, img, tb, blade, s, lo, hi, r0) -> None:
         """A row of fin pairs at 20 % chord on the suction side, with gaps where teeth are missing."""
         r0, r1 = self.vg_range(tb)
         pitch = 0.12
@@ -217,7 +226,7 @@ class WindScene:
             if any(a <= sv <= b for a, b in missing):
                 continue
             tv = lo[jj] + 0.8 * (hi[jj] - lo[jj])
-            i_c = int((tv + WIDTH_M / 2) / q)
+            i_c = int((tv + WIDTH_M / 2) / q) - r0
             half = max(1, int(0.03 / q))
             for dj in range(-1, 2):
                 col = jj + dj
@@ -380,15 +389,13 @@ class WindRenderer:
         img = self.background(pose, rng)
         truth = FrameTruth(boxes=[])
         if j1 > j0:
-            surf, alpha, labels = scene.side_window(tb, blade, side, j0, j1, with_masks)
-            hw = hr @ np.array([[1, 0, j0], [0, 1, 0], [0, 0, 1.0]])
+            surf, alpha, labels, r0 = scene.side_window(tb, blade, side, j0, j1, with_masks)
+            hw = hr @ np.array([[1, 0, j0], [0, 1, r0], [0, 0, 1.0]])
             warped = cv2.warpPerspective(surf, hw, size, flags=cv2.INTER_LINEAR)
-            a = cv2.warpPerspective(alpha, hw, size, flags=cv2.INTER_LINEAR)
-            a3 = cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
-            img = cv2.add(
-                cv2.multiply(warped, a3, scale=1 / 255.0),
-                cv2.multiply(img, cv2.bitwise_not(a3), scale=1 / 255.0),
+            a = cv2.warpPerspective(alpha, hw, size, flags=cv2.INTER_LINEAR).astype(np.float32) / np.float32(
+                255
             )
+            img = cv2.blendLinear(warped, img, a, np.float32(1.0) - a)
             truth.boxes = self._boxes(hr, tb, blade, side)
             if with_masks:
                 lab = cv2.warpPerspective(labels, hw, size, flags=cv2.INTER_NEAREST)
@@ -524,7 +531,7 @@ def build_wind_flight(dom, cam, images, seed, standoff, overlap, rate, origin, c
             )
         )
     gsd = standoff / cam.focal_px
-    scene = WindScene(turbines, origin, q=gsd * 0.85, rng_seed=seed)
+    scene = WindScene(turbines, origin, q=gsd, rng_seed=seed)
     srng = rng_for(seed, STREAM_SCENE)
     scene.tip_bands = bool(srng.random() < 0.4)
     scene.paint = (np.array([0.83, 0.84, 0.84]) * srng.uniform(0.95, 1.05, size=3)).astype(np.float32)
