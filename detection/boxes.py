@@ -62,7 +62,7 @@ def box_ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ios.astype(np.float32)
 
 
-NMS_BLOCK = 512
+NMS_BLOCK = 128
 """Boxes handled per block in :func:`nms` (bounds the IoU matrices to ``max(kept, NMS_BLOCK) × NMS_BLOCK``)."""
 
 

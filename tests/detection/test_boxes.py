@@ -80,7 +80,7 @@ def test_nms_table(boxes, scores, thr, keep) -> None:
 
 @pytest.mark.parametrize(("n", "iou"), [(400, 0.45), (3000, 0.45), (3000, 0.7), (1500, 0.0)])
 def test_nms_agrees_with_torchvision(n: int, iou: float) -> None:
-    """Also beyond one block (NMS_BLOCK = 512): the blocked algorithm equals the plain greedy one."""
+    """Also beyond one block (NMS_BLOCK = 128): the blocked algorithm equals the plain greedy one."""
     torch = pytest.importorskip("torch")
     tv = pytest.importorskip("torchvision")
     rng = np.random.default_rng(n)
