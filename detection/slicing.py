@@ -142,7 +142,7 @@ class SlicedDetector:
 
         Detections that all come from one tile are returned as the detector gave them (nothing to merge).
         """
-        if not len(dets) or len(np.unique(dets.data.get(TILE_KEY, np.zeros(1)))) == 1:
+        if not len(dets) or (TILE_KEY in dets.data and len(np.unique(dets.data[TILE_KEY])) == 1):
             return dets.sorted()[: self.detector.max_det]
         keep = batched_nms(dets.xyxy, dets.confidence, dets.class_id, self.detector.iou)
         dets = dets[keep]
