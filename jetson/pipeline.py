@@ -270,7 +270,7 @@ class Pipeline:
         if not stored:
             self.stats.skipped_replays += 1
             return payload
-        self.stats.frames += 1
+        self.stats.frames += payload["status"] == "ok"
         if self.cfg.output.jsonl:
             with self.jsonl_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(payload, ensure_ascii=False) + "\n")

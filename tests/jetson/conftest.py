@@ -33,8 +33,8 @@ def build_tiny_onnx(path: Path, metadata: dict[str, str] | None = None, seed: in
     gh, gw = h // CELL, w // CELL
     nc = len(NAMES)
     rng = np.random.default_rng(seed)
-    w_cls = rng.normal(0, 6, (nc, 3, 1, 1)).astype(np.float32)
-    b_cls = np.full(nc, -2.0, np.float32)
+    w_cls = rng.normal(0, 3, (nc, 3, 1, 1)).astype(np.float32)
+    b_cls = np.full(nc, -4.0, np.float32)
     w_box = np.abs(rng.normal(0, 4, (4, 3, 1, 1))).astype(np.float32)
     w_box[:2] = 0  # centre offsets: none
     ys, xs = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")

@@ -1,0 +1,209 @@
+"""The edge pipeline through ``skyinspect-edge run``: same detections as the cloud path, bad input, full disk, JSONL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import build_tiny_onnx, frame, write_images
+
+from detection.images import read_image
+from detection.inference import Detector
+from detection.slicing import SlicedDetector
+from jetson.cli import EXIT_DISK_FULL, cli
+from jetson.config import parse_edge_config
+from jetson.engine import FrameRunner, open_detector
+from jetson.outbox import Outbox
+from jetson.pipeline import JSONL_NAME, ModelInfo, Pipeline, reconcile_jsonl
+from jetson.sources import iter_folder
+
+
+@pytest.fixture
+def edge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private data dir for the CLI (its queue, models, caches)."""
+    monkeypatch.setenv("SKYINSPECT_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run_edge(home: Path, config: dict, *args: str, code: int = 0) -> str:
+    cfg_path = home / "edge.yaml"
+    cfg_path.write_text(json.dumps(config))  # JSON is YAML
+    result = CliRunner().invoke(cli, ["--edge-config", str(cfg_path), *args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+FAST = {
+    "source": {"stable_s": 0.05, "poll_s": 0.02},
+    "sync": {"enabled": False},
+    "storage": {"min_free_mb": 0},
+}
+
+
+@pytest.mark.parametrize(
+    ("tiling", "hw", "conf"),
+    [
+        ({"mode": "never"}, (96, 128), 0.3),
+        ({"mode": "always", "tile": 64, "overlap": 0.25}, (300, 400), 0.45),
+    ],
+    ids=["whole-frame", "sliced"],
+)
+def test_edge_detections_equal_the_cloud_detector(
+    edge_home: Path, tiny_onnx: Path, tiling: dict, hw: tuple, conf: float
+) -> None:
+    images = write_images(edge_home / "card", 4, hw=hw)
+    out = edge_home / "out"
+    config = {**FAST, "conf": conf, "tiling": tiling}
+    run_edge(edge_home, config, "run", "--source", str(edge_home / "card"), "--model", str(tiny_onnx), "--once",
+             "--out", str(out))  # fmt: skip
+    edge = {Path(r["source"]).name: r for r in read_jsonl(out / JSONL_NAME)}
+    assert sorted(edge) == [p.name for p in images]
+
+    cloud = Detector.from_onnx(tiny_onnx, conf=conf)  # the cloud path: the core, used directly
+    runner = SlicedDetector(cloud, tile=64, overlap=0.25) if tiling["mode"] == "always" else cloud
+    total = 0
+    for p in images:
+        expected = runner.predict(read_image(p)).to_records(cloud.names)
+        got = edge[p.name]
+        assert got["status"] == "ok" and got["sliced"] is (tiling["mode"] == "always")
+        assert [{k: v for k, v in d.items() if k != "tile"} for d in got["detections"]] == [
+            {k: v for k, v in d.items() if k != "tile"} for d in expected
+        ]
+        total += len(expected)
+        thumb = out / "thumbnails" / f"{got['result_id']}.jpg"
+        assert cv2.imread(str(thumb)).shape[:2] == hw  # smaller than thumbnail_px: kept at frame size
+    assert total > 0
+
+
+def test_tiling_auto_slices_only_large_frames(tiny_onnx: Path) -> None:
+    cfg = parse_edge_config({"tiling": {"mode": "auto", "min_pixels": 100_000}})
+    runner = FrameRunner.build(open_detector(tiny_onnx, cfg, Path("/nonexistent-cache")), cfg)
+    assert runner(frame(200, 300, 1))[1] is False
+    assert runner(frame(400, 300, 1))[1] is True
+
+
+def test_unreadable_frame_is_recorded_once_and_not_retried(edge_home: Path, tiny_onnx: Path) -> None:
+    card = edge_home / "card"
+    write_images(card, 2)
+    (card / "corrupt.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
+    args = (
+        "run",
+        "--source",
+        str(card),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(edge_home / "out"),
+    )
+    output = run_edge(edge_home, FAST, *args)
+    assert "2 frame(s) processed, 1 unreadable" in output
+    lines = read_jsonl(edge_home / "out" / JSONL_NAME)
+    errors = [r for r in lines if r["status"] == "error"]
+    assert len(lines) == 3 and len(errors) == 1
+    assert "corrupt.jpg" in errors[0]["source"] and "not a decodable image" in errors[0]["error"]
+    assert "0 frame(s) processed, 0 unreadable" in run_edge(edge_home, FAST, *args)  # not retried
+    assert len(read_jsonl(edge_home / "out" / JSONL_NAME)) == 3
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"), [(("names",), "names"), (("imgsz", "stride"), "imgsz, stride"), (("task",), "task")]
+)
+def test_model_without_required_metadata_is_refused_naming_the_keys(
+    edge_home: Path, drop: tuple[str, ...], named: str
+) -> None:
+    model = build_tiny_onnx(edge_home / "bad.onnx", dict.fromkeys(drop))
+    write_images(edge_home / "card", 1)
+    output = run_edge(edge_home, FAST, "run", "--source", str(edge_home / "card"), "--model", str(model), "--once",
+                      code=1)  # fmt: skip
+    assert "model refused" in output and f"lacks required key(s) {named}" in output
+
+
+def test_full_disk_stops_intake_before_writing(edge_home: Path, tiny_onnx: Path) -> None:
+    write_images(edge_home / "card", 3)
+    args = ("run", "--source", str(edge_home / "card"), "--model", str(tiny_onnx), "--once", "--out",
+            str(edge_home / "out"))  # fmt: skip
+    output = run_edge(edge_home, {**FAST, "storage": {"min_free_mb": 1e12}}, *args, code=EXIT_DISK_FULL)
+    assert "intake stopped" in output and "storage.min_free_mb" in output
+    with Outbox(edge_home / "data" / "edge" / "queue.sqlite") as box:
+        assert box.counts()["results"] == 0
+    assert "3 frame(s) processed" in run_edge(edge_home, FAST, *args)  # space back: nothing was lost
+
+
+def test_jsonl_reconcile_drops_a_torn_line_and_adds_each_missing_result_once(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "q.sqlite") as box:
+        box.begin_source("s", "video", "/v", 1, 1)
+        for i in range(3):
+            box.add_result(f"r{i}", "s", i, {"result_id": f"r{i}", "frame": i})
+        path = tmp_path / JSONL_NAME
+        path.write_text(json.dumps({"result_id": "r0", "frame": 0}) + "\n" + '{"result_id": "r1", "fr')
+        assert reconcile_jsonl(path, box) == 2
+        assert [r["result_id"] for r in read_jsonl(path)] == ["r0", "r1", "r2"]
+        assert reconcile_jsonl(path, box) == 0
+
+
+def test_a_file_still_being_copied_is_read_only_when_complete(tmp_path: Path, tiny_onnx: Path) -> None:
+    cfg = parse_edge_config({"source": {"stable_s": 0.4, "poll_s": 0.05}, "sync": {"enabled": False},
+                             "storage": {"min_free_mb": 0}, "output": {"thumbnails": False}})  # fmt: skip
+    card = tmp_path / "card"
+    card.mkdir()
+    detector = open_detector(tiny_onnx, cfg, tmp_path / "cache")
+    with Outbox(tmp_path / "q.sqlite") as box:
+        pipeline = Pipeline(FrameRunner.build(detector, cfg), box, cfg, "dev-1",
+                            ModelInfo(str(tiny_onnx), "sha", None, "wind-rgb"), tmp_path / "out", tmp_path / "spool")  # fmt: skip
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=pipeline.run, args=(lambda s: iter_folder(card, cfg.source, box, s), stop)
+        )
+        thread.start()
+        _, buf = cv2.imencode(".jpg", frame(600, 800, 7), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        data = buf.tobytes()
+        with (card / "DJI_0042.JPG").open("wb") as fh:  # copied in 8 chunks, 0.1 s apart (< stable_s)
+            for k in range(8):
+                fh.write(data[k * len(data) // 8 : (k + 1) * len(data) // 8])
+                fh.flush()
+                time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while box.counts()["results"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(timeout=20)
+        counts = box.counts()
+    lines = read_jsonl(tmp_path / "out" / JSONL_NAME)
+    assert (counts["results"], counts["frame_errors"]) == (1, 0)
+    assert lines[0]["status"] == "ok" and (lines[0]["height"], lines[0]["width"]) == (600, 800)
+
+
+def test_video_file_is_sampled(edge_home: Path, tiny_onnx: Path) -> None:
+    video = edge_home / "flight.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (128, 96))
+    for i in range(12):
+        writer.write(frame(96, 128, i))
+    writer.release()
+    args = (
+        "run",
+        "--source",
+        str(video),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(edge_home / "out"),
+    )
+    run_edge(edge_home, {**FAST, "source": {"video_every_n": 5}}, *args)
+    lines = read_jsonl(edge_home / "out" / JSONL_NAME)
+    assert [r["frame"] for r in lines] == [0, 5, 10] and {r["kind"] for r in lines} == {"video"}
+    assert len({r["result_id"] for r in lines}) == 3
+    assert np.isclose(lines[1]["timestamp_s"], 0.5)
+    run_edge(edge_home, {**FAST, "source": {"video_every_n": 5}}, *args)  # done: nothing added
+    assert len(read_jsonl(edge_home / "out" / JSONL_NAME)) == 3
