@@ -235,6 +235,20 @@ class WindScene:
                     seg[:] = (seg * 0.55).astype(np.uint8)
 
 
+def _overlaps(a: WindDefect, b: WindDefect, margin: int = 2) -> bool:
+    """Whether two defects' patches on the same blade side overlap (with a margin in raster pixels)."""
+    if (a.turbine, a.blade, a.side) != (b.turbine, b.blade, b.side):
+        return False
+    ah, aw = a.mask.shape
+    bh, bw = b.mask.shape
+    return not (
+        a.patch_j0 + aw + margin <= b.patch_j0
+        or b.patch_j0 + bw + margin <= a.patch_j0
+        or a.patch_i0 + ah + margin <= b.patch_i0
+        or b.patch_i0 + bh + margin <= a.patch_i0
+    )
+
+
 def _draw_wind_defect(d: WindDefect, q: float, rng: np.random.Generator, lo: float, hi: float) -> None:
     """Render a defect's (h, w, 4) BGR+alpha patch and its mask, in the side raster (q metres per pixel)."""
     size_px = max(4, int(np.rint(d.size_m / q)))
@@ -353,7 +367,7 @@ class WindRenderer:
         cols = (np.arange(sw) + ox) % 1024
         patch = self.scene.sky_tex[rows[:, None], cols[None, :]]
         palette = np.array(
-            [[70, 120, 85], [80, 140, 150], [60, 100, 70], [90, 130, 120], [75, 110, 95]], np.float32
+            [[70, 115, 85], [95, 128, 130], [62, 100, 72], [88, 122, 112], [75, 108, 95]], np.float32
         )
         x = np.clip(patch * 4.0, 0, 3.999)
         lo_i = x.astype(int)
@@ -589,8 +603,8 @@ def build_wind_flight(dom, cam, images, seed, standoff, overlap, rate, origin, c
             on = (ti > l2[None, :] + scene.q) & (ti < h2[None, :] - scene.q)
             d.mask[~on] = 0
             d.patch_rgba[..., 3][~on] = 0
-            if d.mask.sum() == 0:
-                continue
+            if d.mask.sum() == 0 or any(_overlaps(d, o) for o in scene.defects):
+                continue  # one defect per surface spot: label maps and boxes stay unambiguous
             scene.defects.append(d)
     renderer = WindRenderer(scene, cam, rng_for(seed, STREAM_EFFECTS))
     names_img = [f"DJI_{i + 1:04d}.JPG" for i in range(len(frames))]
