@@ -109,7 +109,7 @@ def _origin(seed: int, lat: float | None, lon: float | None) -> GeoOrigin:
 def _conditions(seed: int) -> dict:
     r = rng_for(seed, 6)
     return {
-        "irradiance_w_m2": round(float(r.uniform(650, 1000)), 1),
+        "irradiance_w_m2": round(float(r.uniform(750, 1000)), 1),
         "ambient_temp_c": round(float(r.uniform(8, 30)), 1),
         "wind_speed_m_s": round(float(r.uniform(0.5, 5.0)), 1),
         "cloud_cover_okta": int(r.integers(0, 3)),

@@ -373,7 +373,7 @@ class PVScene:
         amb = float(conditions["ambient_temp_c"])
         irr = float(conditions["irradiance_w_m2"])
         self.ambient = amb
-        rise = irr / 1000.0 * rng.uniform(24.0, 29.0) - 0.4 * float(conditions["wind_speed_m_s"])
+        rise = irr / 1000.0 * rng.uniform(25.0, 31.0) - 0.4 * float(conditions["wind_speed_m_s"])
         self.module_temp = (amb + rise + rng.normal(0.0, 0.25, size=len(site))).astype(np.float32)
         self.tex = 2048 if not thermal else 512
         self.dryness = float(rng.uniform(0.1, 0.8))

@@ -9,7 +9,8 @@ looking along: pressure side ``-f`` (camera upwind), suction side ``+f``, leadin
 with zero roll (plus small jitter), so the blade runs through the image centre. The visible side is modelled as
 the plane through the blade axis spanned by ``b`` and ``c = v x b``; plane coordinates (s, t) are metres along
 the span from the hub centre and across the visible width. A defect's position is the 3-D point ``hub + s b +
-t c`` (its lat/lon/alt are written to defects.json).
+t c`` (its lat/lon/alt are written to defects.json). ``radius_m`` in an asset is measured from the hub centre; the
+blade root is at ``ROOT_R`` = 1.6 m (``distance_from_root_m = radius_m - 1.6``).
 """
 
 from __future__ import annotations
@@ -646,6 +647,7 @@ def build_wind_flight(dom, cam, images, seed, standoff, overlap, rate, origin, c
                 "blade": BLADES[d.blade],
                 "side": d.side,
                 "radius_m": round(float(s), 3),
+                "distance_from_root_m": round(float(s) - ROOT_R, 3),
             },
             "lat": round(float(lat), 9),
             "lon": round(float(lon), 9),
