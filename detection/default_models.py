@@ -1,0 +1,315 @@
+"""Train the default models shipped in ``models/`` (``make models`` runs ``python -m detection.default_models``).
+
+For each domain (pv-thermal, pv-rgb, wind-rgb):
+
+1. render synthetic training flights (``datasets.synth.generate_flight``, seeds from 1000 up), a validation
+   flight, and one held-out evaluation flight whose seed (2000 up) is used nowhere in training;
+2. build a YOLO set from the training and validation flights (``datasets.build.build_dataset``; the 4000×3000
+   RGB frames are cut into model-sized tiles, thermal frames are used whole);
+3. train a nano model from its architecture YAML (nothing downloaded), with ultralytics' ``time`` budget so each
+   domain fits its CPU minutes on 2 cores;
+4. evaluate the best weights on the held-out flight through the project's own inference path (tiled for RGB);
+5. write ``models/<domain>/best.pt`` (≤ 15 MB), ``models/<domain>/card.json`` (exact command, dataset version,
+   metrics, targets) and ``models/<domain>/eval/`` (metrics.json, PR curve, confusion matrix).
+
+``--quick`` runs the same steps at toy sizes (a few small frames, one epoch) into a scratch folder: a smoke test
+of the plumbing, not a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from detection import taxonomy
+
+logger = logging.getLogger(__name__)
+
+MAX_WEIGHTS_BYTES = 15 * 1024 * 1024
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one domain's default model is made. Seeds: training ≥ 1000, held-out ≥ 2000, never shared."""
+
+    domain: str
+    train_seeds: tuple[int, ...]
+    train_images: int
+    """Frames per training flight."""
+    val_seed: int
+    val_images: int
+    heldout_seed: int
+    heldout_images: int
+    image_size: tuple[int, int] | None
+    """Rendered frame size (w, h); ``None`` = the synthetic camera's native size."""
+    tile: int | None
+    """Training tile size (``None``: whole frames) — also the tile when evaluating sliced."""
+    imgsz: int
+    epochs: int
+    """Upper bound; ``train_hours`` usually ends training first."""
+    train_hours: float
+    """ultralytics' ``time`` argument: wall-clock training budget (it re-plans the epochs after the first)."""
+    batch: int
+    target_map50: float
+    model: str = "yolo11n"
+    background_ratio: float = 0.25
+    slice_eval: bool = False
+    train_defect_rate: float | None = None
+    """Defect rate of the training/validation flights (``None``: the generator's default). The held-out flight
+    always uses the default, so it is scored on a realistic defect density."""
+
+
+PROFILES: dict[str, Profile] = {
+    # Thermal hotspots are ~6 px at 640×512: frames are used whole, at native resolution.
+    "pv-thermal": Profile(
+        domain="pv-thermal", train_seeds=(1000, 1001, 1002), train_images=50, val_seed=1003, val_images=25,
+        heldout_seed=2000, heldout_images=40, image_size=None, tile=None, imgsz=640, epochs=300,
+        train_hours=0.75, batch=16, target_map50=0.90, train_defect_rate=0.08,
+    ),
+    # PV RGB defects are 20–150 px on 4000×3000 frames: 320 px tiles keep them whole and train 4× cheaper than 640.
+    "pv-rgb": Profile(
+        domain="pv-rgb", train_seeds=(1100, 1101, 1102), train_images=8, val_seed=1103, val_images=3,
+        heldout_seed=2100, heldout_images=4, image_size=None, tile=320, imgsz=320, epochs=300,
+        train_hours=0.7, batch=16, target_map50=0.80, slice_eval=True, train_defect_rate=0.08,
+    ),
+    # Blade defects reach ~700 px: 640 px tiles. Sweeps show few defects per frame, so training flights get more.
+    "wind-rgb": Profile(
+        domain="wind-rgb", train_seeds=(1200, 1201, 1202), train_images=24, val_seed=1203, val_images=12,
+        heldout_seed=2200, heldout_images=24, image_size=None, tile=640, imgsz=640, epochs=300,
+        train_hours=0.7, batch=16, target_map50=0.80, slice_eval=True, train_defect_rate=3.0,
+    ),
+}  # fmt: skip
+
+
+def quick_profile(profile: Profile) -> Profile:
+    """The same profile at toy sizes (smoke test): 2 small frames per flight, one epoch at 128 px."""
+    thermal = profile.domain == taxonomy.Domain.PV_THERMAL.value
+    wind = profile.domain == taxonomy.Domain.WIND.value
+    return replace(
+        profile,
+        train_seeds=profile.train_seeds[:1],
+        train_images=3,
+        val_images=2,
+        heldout_images=2,
+        image_size=(320, 256) if thermal else (640, 480),
+        tile=None if thermal else 320,
+        imgsz=128,
+        epochs=1,
+        train_hours=0.0,
+        batch=4,
+        train_defect_rate=5.0 if wind else 0.3,  # toy flights need some boxes
+    )
+
+
+def check_profile(p: Profile) -> None:
+    """Raise ValueError when a profile would leak the held-out flight into training or is malformed."""
+    taxonomy.domain(p.domain)
+    training = {*p.train_seeds, p.val_seed}
+    if p.heldout_seed in training:
+        raise ValueError(f"{p.domain}: held-out seed {p.heldout_seed} is also a training/validation seed")
+    if len(set(p.train_seeds)) != len(p.train_seeds) or p.val_seed in p.train_seeds:
+        raise ValueError(
+            f"{p.domain}: training and validation seeds must all differ: {p.train_seeds}, {p.val_seed}"
+        )
+    if p.tile is not None and p.tile % 32:
+        raise ValueError(f"{p.domain}: tile {p.tile} must be a multiple of 32")
+    if p.imgsz % 32:
+        raise ValueError(f"{p.domain}: imgsz {p.imgsz} must be a multiple of 32")
+
+
+# -------------------------------------------------------------------------------------------------- steps
+def render_flights(p: Profile, work: Path) -> dict[str, Any]:
+    """Render training, validation and held-out flights under ``work/flights`` → {"train": [...], "val", "heldout"}."""
+    from datasets.synth import generate_flight
+
+    opts: dict[str, Any] = {"progress": False}
+    if p.image_size is not None:
+        opts["image_size"] = p.image_size
+
+    def one(seed: int, images: int, training: bool = True) -> Path:
+        out = work / "flights" / f"{p.domain}-{seed}"
+        if (out / "synth.json").is_file():
+            logger.info("reusing flight %s", out)
+            return out
+        if out.exists():
+            shutil.rmtree(out)
+        rate = {"defect_rate": p.train_defect_rate} if training and p.train_defect_rate is not None else {}
+        summary = generate_flight(p.domain, images, seed, out, **opts, **rate)
+        logger.info("rendered %s seed %d: %d frames, %d boxes (%.0f s)", p.domain, seed, summary.images,
+                    summary.boxes, summary.seconds)  # fmt: skip
+        return out
+
+    return {
+        "train": [one(s, p.train_images) for s in p.train_seeds],
+        "val": one(p.val_seed, p.val_images),
+        "heldout": one(p.heldout_seed, p.heldout_images, training=False),
+    }
+
+
+def build_set(p: Profile, flights: dict[str, Any], work: Path) -> Any:
+    """The YOLO training set (validation flight pinned to val) → ``datasets.build.BuildResult``."""
+    from datasets.build import TileOptions, build_dataset
+
+    return build_dataset(
+        flights["train"],
+        work / "dataset",
+        val_flights=[flights["val"]],
+        tiles=TileOptions(size=p.tile) if p.tile else None,
+        background_ratio=p.background_ratio,
+        seed=0,
+        domain=p.domain,
+        overwrite=True,
+        progress=False,
+    )
+
+
+def run_domain(p: Profile, out_dir: Path, work: Path, device: str = "cpu", workers: int = 2,
+               command: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """All steps for one domain; returns the card written to ``out_dir/<domain>/card.json``.
+
+    Raises:
+        ValueError: a bad profile. RuntimeError: weights larger than 15 MB.
+    """
+    from detection.evaluate import EvalConfig, evaluate
+    from detection.train import TrainConfig, train
+
+    check_profile(p)
+    t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    flights = render_flights(p, work)
+    t_render = time.perf_counter() - t0
+    built = build_set(p, flights, work)
+    logger.info("%s dataset %s: %s", p.domain, built.version, {k: v.images for k, v in built.splits.items()})
+    overrides: dict[str, Any] = {"close_mosaic": 0} if p.epochs <= 2 else {}
+    if p.train_hours > 0:
+        overrides["time"] = p.train_hours
+    result = train(
+        TrainConfig(data=built.data_yaml, model=p.model, epochs=p.epochs, imgsz=p.imgsz, batch=p.batch, seed=0,
+                    out=work / "runs", name=p.domain, device=device, workers=workers, patience=max(p.epochs // 4, 10),
+                    overrides=overrides),
+        command=shlex.split(command) if command else None,
+    )  # fmt: skip
+    size = result.weights.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise RuntimeError(
+            f"{result.weights} is {size / 2**20:.1f} MB, above the 15 MB limit for shipped models"
+        )
+
+    dest = out_dir / p.domain
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "eval").mkdir(parents=True)
+    heldout = evaluate(
+        EvalConfig(model=result.weights, data=flights["heldout"], slice=p.slice_eval, overlap=0.2,
+                   batch=8, out=dest / "eval", imgsz=None)
+    ).report  # fmt: skip
+    shutil.copy2(result.weights, dest / "best.pt")
+    shutil.copy2(result.record_path, dest / "run.json")
+    map50 = heldout.get("map50")
+    card = {
+        "format": "skyinspect-default-model/1",
+        "domain": p.domain,
+        "created": result.record["created"],
+        "command": command or result.record["command"],
+        "profile": asdict(p),
+        "dataset": {
+            "version": built.version,
+            "version_method": "datasets.version.dataset_version",
+            "splits": {k: v.as_dict() for k, v in built.splits.items()},
+            "train_flight_seeds": list(p.train_seeds),
+            "val_flight_seed": p.val_seed,
+        },
+        "heldout": {
+            "flight_seed": p.heldout_seed,
+            "images": heldout["images"],
+            "sliced": p.slice_eval,
+            "map50": map50,
+            "map50_95": heldout.get("map50_95"),
+            "precision": heldout.get("precision"),
+            "recall": heldout.get("recall"),
+            "per_class": heldout.get("per_class"),
+            "dataset_version": heldout.get("dataset_version"),
+        },
+        "validator_metrics": result.record.get("metrics"),
+        "target_map50": p.target_map50,
+        "meets_target": map50 is not None and map50 >= p.target_map50,
+        "weights": {"file": "best.pt", "sha256": result.record["weights"]["sha256"], "bytes": size},
+        "names": taxonomy.class_names(p.domain),
+        "imgsz": p.imgsz,
+        "libraries": result.record.get("libraries"),
+        "git": result.record.get("git"),
+        "timing_s": {
+            "render": round(t_render, 1),
+            "train": result.record["wall_time_s"],
+            "total": round(time.perf_counter() - t0, 1),
+        },
+    }
+    (dest / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    logger.info("%s: held-out mAP50 %s (target %.2f) -> %s", p.domain, map50, p.target_map50, dest)
+    return card
+
+
+# -------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m detection.default_models", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--domain", action="append", choices=sorted(PROFILES), help="Only this domain (repeatable)."
+    )
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Where <domain>/best.pt and card.json go (default: models/ of this checkout; "
+                             "with --quick a scratch folder).")  # fmt: skip
+    parser.add_argument(
+        "--work", type=Path, default=None, help="Flights, datasets and runs (default: <data_dir>)."
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=2, help="Dataloader workers.")
+    parser.add_argument(
+        "--quick", action="store_true", help="Toy sizes, one epoch: a smoke test of the steps."
+    )
+    args = parser.parse_args(argv)
+
+    from skyinspect.config import load_settings
+    from skyinspect.log import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "-m", "detection.default_models", *argv_used])
+    work = args.work or (settings.data_dir / ("default-models-quick" if args.quick else "default-models"))
+    out = args.out or (work / "models" if args.quick else REPO_ROOT / "models")
+    summary = {}
+    with contextlib.redirect_stdout(
+        sys.stderr
+    ):  # ultralytics binds its log stream at import: keep stdout clean
+        from detection.offline import ensure_offline
+
+        ensure_offline(settings)
+        for name in args.domain or sorted(PROFILES):
+            profile = quick_profile(PROFILES[name]) if args.quick else PROFILES[name]
+            card = run_domain(
+                profile, out, work / name, device=args.device, workers=args.workers, command=command
+            )
+            summary[name] = {
+                "heldout_map50": card["heldout"]["map50"],
+                "target": card["target_map50"],
+                "meets_target": card["meets_target"],
+                "minutes": round(card["timing_s"]["total"] / 60, 1),
+            }
+    print(json.dumps({"out": str(out), "domains": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

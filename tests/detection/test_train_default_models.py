@@ -1,0 +1,84 @@
+"""detection.default_models: profiles that never leak the held-out flight, and the whole recipe at toy sizes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from detection import taxonomy
+from detection.default_models import (
+    MAX_WEIGHTS_BYTES,
+    PROFILES,
+    check_profile,
+    main,
+    quick_profile,
+    run_domain,
+)
+
+
+def test_every_domain_has_a_valid_profile() -> None:
+    assert set(PROFILES) == {d.value for d in taxonomy.Domain}
+    heldout = {p.heldout_seed for p in PROFILES.values()}
+    training = {s for p in PROFILES.values() for s in (*p.train_seeds, p.val_seed)}
+    for p in PROFILES.values():
+        check_profile(p)
+        check_profile(quick_profile(p))
+        assert min(p.train_seeds) >= 1000 and p.heldout_seed >= 2000
+        assert p.train_hours <= 0.8, "each domain must fit its 60 CPU-minutes with rendering and evaluation"
+    assert not heldout & training, "a held-out seed is used for training somewhere"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"heldout_seed": 1000}, "held-out seed 1000 is also a training"),
+        ({"val_seed": 1001}, "must all differ"),
+        ({"train_seeds": (1000, 1000)}, "must all differ"),
+        ({"tile": 300}, "tile 300 must be a multiple of 32"),
+        ({"domain": "solar"}, "unknown domain"),
+    ],
+)
+def test_check_profile_rejects(change: dict, message: str) -> None:
+    with pytest.raises((ValueError, KeyError), match=message):
+        check_profile(replace(PROFILES["pv-thermal"], **change))
+
+
+def test_quick_run_of_one_domain(tmp_path: Path) -> None:
+    """Render → build → train (1 epoch) → held-out evaluation → models/<domain>/{best.pt, card.json, eval/}."""
+    from datasets.version import dataset_version
+    from detection.offline import ensure_offline
+
+    ensure_offline()
+    profile = quick_profile(PROFILES["pv-thermal"])
+    card = run_domain(
+        profile, tmp_path / "models", tmp_path / "work", workers=0, command="make models QUICK=1"
+    )
+    dest = tmp_path / "models" / "pv-thermal"
+    assert json.loads((dest / "card.json").read_text()) == json.loads(json.dumps(card))
+    assert card["command"] == "make models QUICK=1"
+    assert card["dataset"]["version"] == dataset_version(tmp_path / "work" / "dataset")
+    assert card["dataset"]["train_flight_seeds"] == [1000] and card["heldout"]["flight_seed"] == 2000
+    assert 0 < (dest / "best.pt").stat().st_size <= MAX_WEIGHTS_BYTES
+    assert card["weights"]["bytes"] == (dest / "best.pt").stat().st_size
+    assert (dest / "eval" / "metrics.json").is_file() and (dest / "eval" / "pr_curve.png").is_file()
+    assert card["names"] == taxonomy.class_names("pv-thermal") and card["target_map50"] == 0.9
+    # The held-out flight is nowhere in the training set.
+    manifest = json.loads((tmp_path / "work" / "dataset" / "manifest.json").read_text())
+    flights = {f["source"]["flight"] for f in manifest["files"] if f.get("source")}
+    assert flights == {"pv-thermal-1000", "pv-thermal-1003"}
+    heldout_report = json.loads((dest / "eval" / "metrics.json").read_text())
+    assert heldout_report["data"].endswith("pv-thermal-2000") and heldout_report["images"] == 2
+
+
+@pytest.mark.slow
+def test_quick_main_all_domains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m detection.default_models --quick`` for the three domains (RGB ones tiled and sliced)."""
+    assert main(["--quick", "--work", str(tmp_path), "--workers", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["domains"]) == set(PROFILES)
+    for name in PROFILES:
+        card = json.loads((tmp_path / "models" / name / "card.json").read_text())
+        assert card["heldout"]["sliced"] is (name != "pv-thermal")
