@@ -17,11 +17,11 @@ reason                 when
 Broken EXIF, a missing or impossible GPS position and an R-JPEG whose radiometric data cannot be read are
 *warnings*: the image is kept and the warning is recorded in its manifest record.
 
-Checks (``check``): ``"decode"`` (default) decodes every image to the end — JPEGs at 1/8 scale (Pillow draft
-mode), which still entropy-decodes every byte, so truncation *and* corrupt data are caught. ``"structure"``
-is the fast path for JPEGs on slow machines: the marker segments are walked and every scan must run to an
-EOI marker (:func:`jpeg_structure_problem`), which catches truncated and cut files but not bit errors inside
-the compressed data; PNG and TIFF are still decoded. The check used is recorded (``checked``).
+Checks (``check``): ``"decode"`` (default) decodes every image to the end — JPEGs at 1/8 scale, luminance
+only (Pillow draft mode), which still entropy-decodes every byte, so truncation *and* corrupt data are caught.
+``"structure"`` is the fast path for JPEGs on slow machines: the marker segments are walked and every scan
+must run to an EOI marker (:func:`jpeg_structure_problem`), which catches truncated and cut files but not bit
+errors inside the compressed data; PNG and TIFF are still decoded. The check used is recorded (``checked``).
 """
 
 from __future__ import annotations
@@ -373,7 +373,9 @@ def probe_image(data: bytes, name: str, max_pixels: int, check: str = "decode") 
         else:
             try:
                 if fmt == "JPEG":
-                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+                    # 1/8 scale, luminance only: every block is still entropy-decoded (the check), ~30 % less CPU
+                    target = "L" if image.mode in ("RGB", "YCbCr", "L") else image.mode
+                    image.draft(target, (max(1, width // 8), max(1, height // 8)))
                 image.load()
             except Image.DecompressionBombError as exc:
                 raise Rejected("too_many_pixels", str(exc)) from exc
