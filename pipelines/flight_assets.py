@@ -32,13 +32,15 @@ from pipelines.resources import ModelRegistryResource, ObjectStoreResource
 
 GROUP = "flight"
 # Partitioned asset checks (one result per flight) are a Dagster "preview" feature in 1.13; we rely on them.
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
+warnings.filterwarnings(
+    "ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning
+)
 PARTITION_SEPARATOR = "|"
 flights_partitions = dg.DynamicPartitionsDefinition(name="flights")
 STORAGE_RETRY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-FINDING_REASON_FIELDS = ("asset_reason", "unlocated_reason", "location_reason", "reason")
+ASSET_ID_FIELDS = ("module_id", "string_id", "inverter_id", "turbine_id")
 
 
 # -------------------------------------------------------------------------------------------------- keys
@@ -307,15 +309,21 @@ def flight_findings(context: dg.AssetExecutionContext, store: ObjectStoreResourc
     site, flight = parse_partition_key(context.partition_key)
     started = time.perf_counter()
     with _storage_errors(), store.client() as client:
-        process_flight(client, site, flight)
+        result = process_flight(client, site, flight, data_dir=store.settings.get().data_dir)
         findings = _findings_list(client.get_json(keys.findings_key(site, flight)))
-        warnings = _warnings_list(client, site, flight)
+    counts = result.counts or {}
     return dg.MaterializeResult(
         metadata={
             "findings": len(findings),
-            "by_class": _count(findings, "class_name") or _count(findings, "class"),
-            "by_severity": _count(findings, "severity"),
-            "warnings": len(warnings),
+            "critical": counts.get("critical"),
+            "by_class": counts.get("by_class") or _count(findings, "class"),
+            "by_severity": {k: v for k, v in (counts.get("by_severity") or {}).items() if v},
+            "located": sum(1 for f in findings if is_located(f)),
+            "power_loss_w": counts.get("power_loss_w"),
+            "warnings": len(result.warnings),
+            "warnings_delivered": len(result.deliveries),
+            "previous_flight": result.previous_flight,
+            "reports": sorted(result.report_keys),
             "seconds": round(time.perf_counter() - started, 2),
             "key": keys.findings_key(site, flight),
         }
@@ -344,31 +352,56 @@ def _warnings_list(client: Any, site: str, flight: str) -> list[dict[str, Any]]:
 
 
 def finding_problem(finding: dict[str, Any]) -> str | None:
-    """Why a finding fails the "located or explained" check, or None when it passes."""
-    if finding.get("asset"):
+    """Why a finding fails the "located or explained" check, or None when it passes.
+
+    A finding passes when its ``asset`` names a module, string, inverter or turbine, or when it says why not:
+    ``asset.reason``, ``location.reason`` or a non-empty ``reasons`` list (findings/findings.schema.json).
+    """
+    asset = finding.get("asset") if isinstance(finding.get("asset"), dict) else {}
+    if any(asset.get(k) for k in ASSET_ID_FIELDS):
         return None
-    for name in FINDING_REASON_FIELDS:
-        if isinstance(finding.get(name), str) and finding[name].strip():
+    location = finding.get("location") if isinstance(finding.get("location"), dict) else {}
+    for why in (asset.get("reason"), location.get("reason")):
+        if isinstance(why, str) and why.strip():
             return None
+    if any(isinstance(r, str) and r.strip() for r in finding.get("reasons") or []):
+        return None
     return "no asset and no reason why not"
+
+
+def is_located(finding: dict[str, Any]) -> bool:
+    asset = finding.get("asset") if isinstance(finding.get("asset"), dict) else {}
+    return any(asset.get(k) for k in ASSET_ID_FIELDS)
 
 
 @dg.asset_check(
     asset=flight_findings,
     partitions_def=flights_partitions,
-    description="Every finding is tied to an asset (module/string/turbine) or says why not.",
+    description="findings.json follows its schema; every finding is tied to an asset (module/string/turbine) "
+    "or says why not.",
 )
 def findings_located_or_explained(
     context: dg.AssetCheckExecutionContext, store: ObjectStoreResource
 ) -> dg.AssetCheckResult:
     site, flight = parse_partition_key(context.partition_key)
     with store.client() as client:
-        findings = _findings_list(client.get_json(keys.findings_key(site, flight)))
-    bad = [f.get("id") or f.get("finding_id") or i for i, f in enumerate(findings) if finding_problem(f)]
-    located = sum(1 for f in findings if f.get("asset"))
+        doc = client.get_json(keys.findings_key(site, flight))
+    findings = _findings_list(doc)
+    try:
+        from findings.schema import schema_errors
+
+        schema = schema_errors(doc)
+    except ImportError:
+        schema = []
+    bad = [str(f.get("id") or i) for i, f in enumerate(findings) if finding_problem(f)]
     return dg.AssetCheckResult(
-        passed=not bad,
-        metadata={"findings": len(findings), "located": located, "unexplained": [str(b) for b in bad[:20]]},
+        passed=not bad and not schema,
+        metadata={
+            "findings": len(findings),
+            "located": sum(1 for f in findings if is_located(f)),
+            "unexplained": bad[:20],
+            "schema_errors": schema[:20],
+        },
     )
 
 
@@ -467,7 +500,6 @@ FLIGHT_CHECKS = [
 flight_job = dg.define_asset_job(
     "flight_job",
     selection=dg.AssetSelection.assets(*FLIGHT_ASSETS),
-    partitions_def=flights_partitions,
     description="Process one ingested flight: manifest → detections → findings → reports.",
     tags={"skyinspect/job": "flight"},
 )

@@ -364,7 +364,6 @@ RETRAIN_ASSETS = [training_dataset, candidate_model, holdout_evaluation, model_p
 retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
-    partitions_def=domain_partitions,
     description="Retrain one domain's detector and promote it only if it beats the champion on the holdout.",
 )
 
