@@ -77,7 +77,9 @@ class LocalModels:
 
     def versions(self, domain: str) -> list[str]:
         d = self.root / domain
-        return sorted(p.name for p in d.iterdir() if (p / INSTALL).is_file()) if d.is_dir() else []
+        if not d.is_dir():
+            return []
+        return sorted(p.name for p in d.iterdir() if not p.is_symlink() and (p / INSTALL).is_file())
 
     def info(self, domain: str, version: str) -> InstalledModel:
         folder = self.root / domain / version
