@@ -38,8 +38,12 @@ def _qdq_model(path: Path) -> Path:
 
     model = onnx.load(str(build_tiny_onnx(path)))
     g = model.graph
-    g.initializer.extend([numpy_helper.from_array(np.array(1 / 255, np.float32), "q_scale"),
-                          numpy_helper.from_array(np.array(0, np.uint8), "q_zero")])  # fmt: skip
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(1 / 255, np.float32), "q_scale"),
+            numpy_helper.from_array(np.array(0, np.uint8), "q_zero"),
+        ]
+    )
     for node in g.node:
         node.input[:] = ["images_dq" if i == "images" else i for i in node.input]
     g.node.insert(0, helper.make_node("DequantizeLinear", ["images_q", "q_scale", "q_zero"], ["images_dq"]))
@@ -86,8 +90,19 @@ def test_an_unavailable_configured_provider_is_refused(tiny_onnx: Path, tmp_path
     cfg = tmp_path / "edge.yaml"
     cfg.write_text("providers: [tensorrt]\n")
     (tmp_path / "card").mkdir()
-    result = CliRunner().invoke(cli, ["--edge-config", str(cfg), "run", "--source", str(tmp_path / "card"),
-                                      "--model", str(tiny_onnx), "--once"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--edge-config",
+            str(cfg),
+            "run",
+            "--source",
+            str(tmp_path / "card"),
+            "--model",
+            str(tiny_onnx),
+            "--once",
+        ],
+    )
     assert result.exit_code == 1
     assert "'TensorrtExecutionProvider' is not available" in result.output
 
@@ -95,8 +110,21 @@ def test_an_unavailable_configured_provider_is_refused(tiny_onnx: Path, tmp_path
 def test_bench_reports_latency_percentiles(tiny_onnx: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SKYINSPECT_DATA_DIR", str(tmp_path / "data"))
     write_images(tmp_path / "imgs", 3)
-    result = CliRunner().invoke(cli, ["bench", "--model", str(tiny_onnx), "--images", str(tmp_path / "imgs"),
-                                      "--n", "6", "--warmup", "1", "--json"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "bench",
+            "--model",
+            str(tiny_onnx),
+            "--images",
+            str(tmp_path / "imgs"),
+            "--n",
+            "6",
+            "--warmup",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert [r["step"] for r in doc["rows"]] == ["decode+detect", "detect"]
@@ -108,8 +136,10 @@ def test_the_runtime_loads_no_torch_ultralytics_or_dagster(tiny_onnx: Path, tmp_
     """Import the CLI and do a real run over a folder (whole-frame and sliced) in a fresh interpreter."""
     write_images(tmp_path / "card", 2, hw=(200, 260))
     cfg = tmp_path / "edge.yaml"
-    cfg.write_text("source: {stable_s: 0.05, poll_s: 0.02}\nsync: {enabled: false}\nstorage: {min_free_mb: 0}\n"
-                   "tiling: {mode: auto, min_pixels: 40000}\nconf: 0.45\n")  # fmt: skip
+    cfg.write_text(
+        "source: {stable_s: 0.05, poll_s: 0.02}\nsync: {enabled: false}\nstorage: {min_free_mb: 0}\n"
+        "tiling: {mode: auto, min_pixels: 40000}\nconf: 0.45\n"
+    )
     code = (
         "import json, sys\n"
         "from jetson.cli import main\n"
@@ -122,8 +152,15 @@ def test_the_runtime_loads_no_torch_ultralytics_or_dagster(tiny_onnx: Path, tmp_
         "print(json.dumps({'forbidden': bad}))\n"
     )
     env = {"SKYINSPECT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"forbidden": []}
     lines = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()

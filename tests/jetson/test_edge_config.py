@@ -36,8 +36,11 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
 
 def test_example_file_documents_every_key_and_equals_the_defaults() -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
-    flat = {f"{k}.{kk}" if isinstance(v, dict) and k != "provider_options" else k for k, v in data.items()
-            for kk in (v if isinstance(v, dict) and k != "provider_options" else [None])}  # fmt: skip
+    flat = {
+        f"{k}.{kk}" if isinstance(v, dict) and k != "provider_options" else k
+        for k, v in data.items()
+        for kk in (v if isinstance(v, dict) and k != "provider_options" else [None])
+    }
     assert sorted(flat) == sorted(_all_keys(EdgeConfig))
     assert dataclasses.replace(load_edge_config(EXAMPLE), path=None) == EdgeConfig()
     doc = edge_config.__doc__ or ""

@@ -64,8 +64,18 @@ def test_edge_detections_equal_the_cloud_detector(
     images = write_images(edge_home / "card", 4, hw=hw)
     out = edge_home / "out"
     config = {**FAST, "conf": conf, "tiling": tiling}
-    run_edge(edge_home, config, "run", "--source", str(edge_home / "card"), "--model", str(tiny_onnx), "--once",
-             "--out", str(out))  # fmt: skip
+    run_edge(
+        edge_home,
+        config,
+        "run",
+        "--source",
+        str(edge_home / "card"),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(out),
+    )
     edge = {Path(r["source"]).name: r for r in read_jsonl(out / JSONL_NAME)}
     assert sorted(edge) == [p.name for p in images]
 
@@ -124,15 +134,24 @@ def test_model_without_required_metadata_is_refused_naming_the_keys(
 ) -> None:
     model = build_tiny_onnx(edge_home / "bad.onnx", dict.fromkeys(drop))
     write_images(edge_home / "card", 1)
-    output = run_edge(edge_home, FAST, "run", "--source", str(edge_home / "card"), "--model", str(model), "--once",
-                      code=1)  # fmt: skip
+    output = run_edge(
+        edge_home, FAST, "run", "--source", str(edge_home / "card"), "--model", str(model), "--once", code=1
+    )
     assert "model refused" in output and f"lacks required key(s) {named}" in output
 
 
 def test_full_disk_stops_intake_before_writing(edge_home: Path, tiny_onnx: Path) -> None:
     write_images(edge_home / "card", 3)
-    args = ("run", "--source", str(edge_home / "card"), "--model", str(tiny_onnx), "--once", "--out",
-            str(edge_home / "out"))  # fmt: skip
+    args = (
+        "run",
+        "--source",
+        str(edge_home / "card"),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(edge_home / "out"),
+    )
     output = run_edge(edge_home, {**FAST, "storage": {"min_free_mb": 1e12}}, *args, code=EXIT_DISK_FULL)
     assert "intake stopped" in output and "storage.min_free_mb" in output
     with Outbox(edge_home / "data" / "edge" / "queue.sqlite") as box:
@@ -153,14 +172,27 @@ def test_jsonl_reconcile_drops_a_torn_line_and_adds_each_missing_result_once(tmp
 
 
 def test_a_file_still_being_copied_is_read_only_when_complete(tmp_path: Path, tiny_onnx: Path) -> None:
-    cfg = parse_edge_config({"source": {"stable_s": 0.4, "poll_s": 0.05}, "sync": {"enabled": False},
-                             "storage": {"min_free_mb": 0}, "output": {"thumbnails": False}})  # fmt: skip
+    cfg = parse_edge_config(
+        {
+            "source": {"stable_s": 0.4, "poll_s": 0.05},
+            "sync": {"enabled": False},
+            "storage": {"min_free_mb": 0},
+            "output": {"thumbnails": False},
+        }
+    )
     card = tmp_path / "card"
     card.mkdir()
     detector = open_detector(tiny_onnx, cfg, tmp_path / "cache")
     with Outbox(tmp_path / "q.sqlite") as box:
-        pipeline = Pipeline(FrameRunner.build(detector, cfg), box, cfg, "dev-1",
-                            ModelInfo(str(tiny_onnx), "sha", None, "wind-rgb"), tmp_path / "out", tmp_path / "spool")  # fmt: skip
+        pipeline = Pipeline(
+            FrameRunner.build(detector, cfg),
+            box,
+            cfg,
+            "dev-1",
+            ModelInfo(str(tiny_onnx), "sha", None, "wind-rgb"),
+            tmp_path / "out",
+            tmp_path / "spool",
+        )
         stop = threading.Event()
         thread = threading.Thread(
             target=pipeline.run, args=(lambda s: iter_folder(card, cfg.source, box, s), stop)

@@ -72,8 +72,19 @@ def test_results_images_and_thumbnails_reach_the_edge_keys(s3_settings, object_s
     env = s3_env(s3_settings, object_store.bucket, tmp_path / "data")
     images = write_images(tmp_path / "card", 3)
     cfg = write_config(tmp_path / "edge.yaml", sync={"upload_images": True})
-    invoke(env, "--edge-config", str(cfg), "run", "--source", str(tmp_path / "card"), "--model", str(tiny_onnx),
-           "--once", "--out", str(tmp_path / "out"))  # fmt: skip
+    invoke(
+        env,
+        "--edge-config",
+        str(cfg),
+        "run",
+        "--source",
+        str(tmp_path / "card"),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(tmp_path / "out"),
+    )
     lines = [json.loads(x) for x in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
     stored = stored_results(object_store)
     assert stored == {r["result_id"]: r for r in lines}
@@ -150,22 +161,45 @@ def test_kill_9_during_sync_delivers_every_result_exactly_once(
     n = 150
     write_images(tmp_path / "card", n, hw=(48, 64))
     cfg = write_config(tmp_path / "edge.yaml", sync={"enabled": False})
-    invoke(env, "--edge-config", str(cfg), "run", "--source", str(tmp_path / "card"), "--model", str(tiny_onnx),
-           "--once", "--out", str(tmp_path / "out"))  # fmt: skip
+    invoke(
+        env,
+        "--edge-config",
+        str(cfg),
+        "run",
+        "--source",
+        str(tmp_path / "card"),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(tmp_path / "out"),
+    )
     produced = queue_payloads(data)
     assert len(produced) == n
 
     prefix = keys.edge_prefix(DEVICE) + "results/"
-    proc = subprocess.Popen(edge_cmd("--edge-config", str(cfg), "sync"), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        edge_cmd("--edge-config", str(cfg), "sync"),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     killed = _kill_when(proc, lambda: sum(1 for _ in object_store.list(prefix)) >= 20)
     assert killed, "sync finished before it could be killed; the test needs more results"
     with Outbox(data / "edge" / "queue.sqlite") as box:
         left = box.counts()["unsynced"]
     assert 0 < left < n  # interrupted half-way
 
-    rerun = subprocess.run(edge_cmd("--edge-config", str(cfg), "sync"), env=env, cwd=ROOT, capture_output=True,
-                           text=True, timeout=300, check=False)  # fmt: skip
+    rerun = subprocess.run(
+        edge_cmd("--edge-config", str(cfg), "sync"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert stored_results(object_store) == produced  # every result, once, with the produced content
     assert sum(1 for _ in object_store.list(keys.edge_prefix(DEVICE) + "thumbnails/")) == n
@@ -181,8 +215,18 @@ def test_kill_9_during_run_neither_skips_nor_duplicates_a_frame(
     n = 60
     images = write_images(tmp_path / "card", n, hw=(48, 64))
     cfg = write_config(tmp_path / "edge.yaml")
-    args = edge_cmd("--edge-config", str(cfg), "run", "--source", str(tmp_path / "card"), "--model",
-                    str(tiny_onnx), "--once", "--out", str(tmp_path / "out"))  # fmt: skip
+    args = edge_cmd(
+        "--edge-config",
+        str(cfg),
+        "run",
+        "--source",
+        str(tmp_path / "card"),
+        "--model",
+        str(tiny_onnx),
+        "--once",
+        "--out",
+        str(tmp_path / "out"),
+    )
     queue_file = data / "edge" / "queue.sqlite"
 
     def enough() -> bool:
