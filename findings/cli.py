@@ -27,6 +27,14 @@ def _store():
     help="Use this detections.jsonl instead of the one in the store.",
 )
 @click.option(
+    "--from-truth",
+    "truth_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Use a synthetic flight's truth boxes (truth/frames.json) as detections: validates georeferencing, "
+    "de-duplication and grading without a model.",
+)
+@click.option(
     "--irradiance", type=float, default=None, help="Irradiance in the module plane, W/m² (overrides)."
 )
 @click.option("--ambient", type=float, default=None, help="Ambient temperature, °C (overrides).")
@@ -41,7 +49,17 @@ def _store():
 @click.option("--no-webhooks", is_flag=True, help="Record warnings but do not POST them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def report(
-    site, flight, detections_file, irradiance, ambient, wind, cloud, module_power_w, no_webhooks, as_json
+    site,
+    flight,
+    detections_file,
+    truth_dir,
+    irradiance,
+    ambient,
+    wind,
+    cloud,
+    module_power_w,
+    no_webhooks,
+    as_json,
 ):
     """Build findings, fault warnings and reports (HTML, PDF, CSV, GeoJSON, KML, JSON) for a flight."""
     from findings.api import parse_jsonl, process_flight
@@ -68,6 +86,12 @@ def report(
         if detections_file is not None:
             dets = parse_jsonl(detections_file.read_text("utf-8"), str(detections_file))
         with _store() as store:
+            if truth_dir is not None:
+                from findings.local import truth_detections
+                from ingest.manifest import read_manifest
+
+                truth = truth_dir / "truth" if (truth_dir / "truth" / "frames.json").exists() else truth_dir
+                dets = truth_detections(truth, read_manifest(store, site, flight)["kind"])
             result = process_flight(
                 store,
                 site,

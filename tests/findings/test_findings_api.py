@@ -154,8 +154,6 @@ def test_report_command(object_store: ObjectStore, s3_settings: Settings, synth_
     runner = CliRunner()
     res = runner.invoke(cli, ["report", "--site", "S2", "--flight", "R1"], env=env)
     assert res.exit_code != 0 and "detected" in res.output  # no detections stored yet: a clear error
-    det_file = tmp_path / "detections.jsonl"
-    det_file.write_bytes(_jsonl(case.detections))
     res = runner.invoke(
         cli,
         [
@@ -164,8 +162,8 @@ def test_report_command(object_store: ObjectStore, s3_settings: Settings, synth_
             "S2",
             "--flight",
             "R1",
-            "--detections",
-            str(det_file),
+            "--from-truth",
+            str(case.root),
             "--json",
             "--module-power-w",
             "550",
@@ -205,3 +203,15 @@ def test_import_layout_refuses_a_bad_file(
     )
     assert res.exit_code != 0 and "'module_id' is missing" in res.output
     assert not object_store.exists(keys.site_layout_key("S3"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('{"a": 1}\nnot json\n', "line 2: not JSON"), ("[1, 2]\n", "line 1: expected a JSON object")],
+)
+def test_detections_jsonl_errors_name_the_line(text: str, message: str) -> None:
+    from findings.api import parse_jsonl
+
+    with pytest.raises(ValueError, match=message):
+        parse_jsonl(text, "detections.jsonl")
+    assert parse_jsonl('{"a": 1}\n\n', "x") == [{"a": 1}]
