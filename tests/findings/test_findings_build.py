@@ -188,3 +188,16 @@ def test_crops_exist_for_every_finding(built) -> None:
     ff = built("pv-thermal")
     assert set(ff.crops) == {f["id"] for f in ff.findings}
     assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in ff.crops.values())
+
+
+def test_wind_without_rotor_geometry_names_the_turbine_and_the_reason(synth_case) -> None:
+    case = synth_case("wind-rgb")
+    layout = copy.deepcopy(case.layout)
+    for feat in layout["features"]:
+        feat["properties"].pop("rotor_yaw_deg")
+    ff = build_findings(case.manifest, case.detections, layout=layout, options=BuildOptions(crops=False))
+    assert ff.findings and not any(f["located"] for f in ff.findings)
+    for f in ff.findings:
+        assert "rotor yaw/azimuth missing" in f["location"]["reason"]
+        assert f["asset"]["turbine_id"].startswith("WTG") and f["asset"]["radius_m"] is None
+        assert f["grade"]["value"] is not None  # graded from class (size unknown)
