@@ -1,0 +1,289 @@
+"""On-site runtime (skyinspect-edge) vs ultralytics: full pipeline, slicing overhead, resident memory.
+
+Same model (YOLO11n, 640×640, untrained but calibrated — see ``bench.bench_inference``), same images, one run,
+methods interleaved image by image (first method rotated) so machine noise hits all alike.
+
+1. **Full pipeline, decode → detections**, from JPEG files on disk:
+   - ``edge``: what ``skyinspect-edge run`` does per frame — read + decode (:func:`detection.images.decode_image`),
+     then the edge :class:`~jetson.engine.FrameRunner` (whole frame) on the Detector opened by
+     :func:`jetson.engine.open_detector` with the default edge config;
+   - ``ultralytics-torch``: ``YOLO.predict(path, rect=False)`` on the in-memory PyTorch model (it reads the file);
+   - ``ultralytics-onnx``: ``YOLO("model.onnx").predict(path)`` — ultralytics' own onnxruntime path;
+   - ``edge-durable``: for scale, the whole edge step including what makes it durable — thumbnail, SQLite commit
+     (fsync) and JSONL append (fsync) — via :meth:`jetson.pipeline.Pipeline.process`.
+2. **Slicing** a 4000×3000 frame: ``SlicedDetector.predict`` (tile views, letterbox, batching, decode, mapping,
+   NMS + greedy merge) vs the model alone (``backend.run``) over the same tiles, prepared beforehand.
+3. **Resident memory**: ``skyinspect-edge run --once`` in a fresh process over 4000×3000 JPEGs with slicing;
+   peak RSS from the kernel (``ru_maxrss`` of the child) and sampled with psutil.
+
+Targets: edge ≥ 2× ultralytics PyTorch and ≥ 1.1× ultralytics ONNX; slicing overhead ≤ 1.15×; RSS ≤ 400 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAME = "edge"
+CONF, IOU = 0.25, 0.45
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _jpeg(img: np.ndarray, path: Path) -> Path:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise RuntimeError("cannot encode a JPEG")
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {
+        "frames_per_s": round(1000.0 / float(ms.mean()), 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+    }
+
+
+def _pipeline_compare(tmp: Path, yolo: Any, onnx_path: Path, files: list[Path], threads: int) -> list[dict]:
+    from ultralytics import YOLO
+
+    from detection.images import decode_image
+    from jetson.config import parse_edge_config
+    from jetson.engine import FrameRunner, file_sha256, open_detector
+    from jetson.outbox import Outbox
+    from jetson.pipeline import ModelInfo, Pipeline
+    from jetson.sources import Frame
+
+    cfg = parse_edge_config(
+        {
+            "conf": CONF,
+            "iou": IOU,
+            "intra_op_threads": threads,
+            "tiling": {"mode": "never"},
+            "sync": {"enabled": False},
+            "storage": {"min_free_mb": 0},
+        }
+    )
+    detector = open_detector(onnx_path, cfg, tmp / "trt-cache")
+    runner = FrameRunner.build(detector, cfg)
+    ultra_onnx = YOLO(str(onnx_path), task="detect")
+    kw = {"imgsz": 640, "conf": CONF, "iou": IOU, "verbose": False}
+    outbox = Outbox(tmp / "queue.sqlite")
+    info = ModelInfo(str(onnx_path), file_sha256(onnx_path), None, "wind-rgb")
+    pipeline = Pipeline(runner, outbox, cfg, "bench", info, tmp / "out", tmp / "spool")
+    counter = iter(range(10**9))
+
+    def durable(path: Path) -> Any:
+        data = path.read_bytes()
+        return pipeline.process(
+            Frame(f"bench-{next(counter)}", 0, "image", str(path), decode_image(data, path))
+        )
+
+    methods = {
+        "edge": lambda p: runner(decode_image(p.read_bytes(), p))[0],
+        "ultralytics-torch": lambda p: yolo.predict(str(p), rect=False, **kw),
+        "ultralytics-onnx": lambda p: ultra_onnx.predict(str(p), **kw),
+        "edge-durable": durable,
+    }
+    for fn in methods.values():  # warm-up: sessions, predictor set-up, torch fusing
+        fn(files[0])
+        fn(files[0])
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    boxes: dict[str, list[int]] = {m: [] for m in methods}
+    for i, path in enumerate(files):
+        order = list(methods)
+        order = order[i % len(order) :] + order[: i % len(order)]
+        for name in order:
+            t0 = time.perf_counter()
+            out = methods[name](path)
+            times[name].append(time.perf_counter() - t0)
+            if name == "edge":
+                boxes[name].append(len(out))
+            elif name.startswith("ultralytics"):
+                boxes[name].append(len(out[0].boxes))
+            else:
+                boxes[name].append(len(out["detections"]))
+    outbox.close()
+    edge_mean = float(np.mean(times["edge"]))
+    rows = []
+    for name in methods:
+        row: dict[str, Any] = {
+            "step": "decode→detections",
+            "method": name,
+            "frames": len(files),
+            **_stats(times[name]),
+        }
+        row["mean_boxes"] = round(float(np.mean(boxes[name])), 1)
+        row["edge_speedup"] = round(float(np.mean(times[name])) / edge_mean, 2) if name != "edge" else 1.0
+        rows.append(row)
+    return rows
+
+
+def _slicing_overhead(onnx_path: Path, frames: list[np.ndarray], threads: int, tmp: Path) -> dict:
+    from detection.slicing import SlicedDetector
+    from jetson.config import parse_edge_config
+    from jetson.engine import open_detector
+
+    cfg = parse_edge_config({"conf": CONF, "iou": IOU, "intra_op_threads": threads})
+    detector = open_detector(onnx_path, cfg, tmp / "trt-cache")
+    sliced = SlicedDetector(detector, overlap=0.2, batch_size=8)
+    pipe_s, model_s, merge_s, n_boxes, n_raw = [], [], [], [], []
+    sliced.predict(frames[0][:640, :640])  # warm-up
+    for img in frames:
+        wins = sliced.windows(img.shape[:2])
+        tensors = [
+            detector.prepare([img[y1:y2, x1:x2] for x1, y1, x2, y2 in wins[s : s + 8]])[0]
+            for s in range(0, len(wins), 8)
+        ]
+        for first in ("pipeline", "model") if len(pipe_s) % 2 == 0 else ("model", "pipeline"):
+            if first == "pipeline":
+                t0 = time.perf_counter()
+                raw = sliced.predict_tiles(img)
+                t1 = time.perf_counter()
+                found = sliced.merge_detections(raw)
+                t2 = time.perf_counter()
+                pipe_s.append(t2 - t0)
+                merge_s.append(t2 - t1)
+                n_boxes.append(len(found))
+                n_raw.append(len(raw))
+            else:
+                t0 = time.perf_counter()
+                for x in tensors:
+                    detector.backend.run(x)
+                model_s.append(time.perf_counter() - t0)
+    ratio = float(np.mean(pipe_s)) / float(np.mean(model_s))
+    return {
+        "step": "slicing 4000×3000",
+        "method": f"{len(sliced.windows((3000, 4000)))} tiles of 640, 20 % overlap",
+        "frames": len(frames),
+        "pipeline_ms": round(float(np.mean(pipe_s)) * 1000, 1),
+        "model_only_ms": round(float(np.mean(model_s)) * 1000, 1),
+        "merge_ms": round(float(np.mean(merge_s)) * 1000, 1),
+        "raw_boxes": round(float(np.mean(n_raw)), 1),
+        "mean_boxes": round(float(np.mean(n_boxes)), 1),
+        "overhead": round(ratio, 3),
+        "target": "≤ 1.15",
+    }
+
+
+def _rss_peak(onnx_path: Path, files_dir: Path, tmp: Path, threads: int) -> dict:
+    import psutil
+
+    cfg = tmp / "edge.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "conf": CONF,
+                "intra_op_threads": threads,
+                "tiling": {"mode": "always"},
+                "source": {"stable_s": 0.0, "poll_s": 0.05},
+                "sync": {"enabled": False},
+                "storage": {"min_free_mb": 0},
+            }
+        )
+    )
+    env = {**os.environ, "SKYINSPECT_DATA_DIR": str(tmp / "rss-data"), "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jetson.cli import main; main()",
+        "--edge-config",
+        str(cfg),
+        "run",
+        "--source",
+        str(files_dir),
+        "--model",
+        str(onnx_path),
+        "--once",
+        "--out",
+        str(tmp / "rss-out"),
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampled = [0]
+
+    def sample() -> None:
+        try:
+            p = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                sampled[0] = max(sampled[0], p.memory_info().rss)
+                time.sleep(0.05)
+        except psutil.NoSuchProcess:
+            pass
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate(timeout=1800)
+    t.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"skyinspect-edge run failed: {err[-2000:]}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far: this one
+    return {
+        "step": "resident memory",
+        "method": "skyinspect-edge run --once (sliced 4000×3000, nano)",
+        "frames": len(list(files_dir.iterdir())),
+        "rss_peak_mb": round(peak_kb / 1024, 1),
+        "rss_sampled_mb": round(sampled[0] / 2**20, 1),
+        "target": "≤ 400 MB",
+        "output": out.strip().splitlines()[-1] if out.strip() else "",
+    }
+
+
+def run(quick: bool = False) -> dict:
+    """Run all three comparisons; ``quick``: 4 pipeline frames and 1 large frame instead of 12 and 3."""
+    import torch
+
+    from bench.bench_inference import _calibrated_model, _frame
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    n_small, n_large = (4, 1) if quick else (12, 3)
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp_name:
+        tmp = Path(tmp_name)
+        yolo, onnx_path = _calibrated_model(tmp)
+        small_dir, large_dir = tmp / "small", tmp / "large"
+        small_dir.mkdir()
+        large_dir.mkdir()
+        small = [_jpeg(_frame(1080, 1920, i), small_dir / f"f{i:03d}.jpg") for i in range(n_small)]
+        large_frames = [_frame(3000, 4000, 50 + i) for i in range(n_large)]
+        for i, img in enumerate(large_frames):
+            _jpeg(img, large_dir / f"L{i:03d}.jpg")
+        rows = _pipeline_compare(tmp, yolo, onnx_path, small, threads)
+        rows.append(_slicing_overhead(onnx_path, large_frames, threads, tmp))
+        rows.append(_rss_peak(onnx_path, large_dir, tmp, threads))
+    by = {r["method"]: r for r in rows if r["step"] == "decode→detections"}
+    notes = [
+        "YOLO11n from yolo11n.yaml (untrained, calibrated as in bench_inference), ONNX 640×640, "
+        f"conf={CONF}, iou={IOU}; CPU only, {threads} threads for torch and onnxruntime",
+        "decode→detections: 1920×1080 JPEG files; edge_speedup = method mean / edge mean (>1: edge faster); "
+        f"targets ≥ 2 for ultralytics-torch (got {by['ultralytics-torch']['edge_speedup']}), "
+        f"≥ 1.1 for ultralytics-onnx (got {by['ultralytics-onnx']['edge_speedup']})",
+        "ultralytics-torch runs with rect=False (same 640×640 letterbox as the ONNX paths)",
+        "edge-durable adds the thumbnail, the SQLite commit (synchronous=FULL) and the JSONL fsync: the real per-frame cost",
+        "slicing: overhead = pipeline / model-only over the same tiles (tensors prepared beforehand); merge_ms is the "
+        "NMS + greedy-merge share",
+        "RSS: ru_maxrss of the child process (kernel peak); rss_sampled_mb: psutil every 50 ms",
+        "one run, methods interleaved per image with the first rotated; 2 warm-up calls each; machine shared",
+    ]
+    return {
+        "title": "skyinspect-edge vs ultralytics: pipeline, slicing overhead, memory (CPU)",
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+if __name__ == "__main__":  # python -m bench.bench_edge [--quick]
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2, default=str))
