@@ -212,7 +212,7 @@ class WindScene:
 
     def _vortex_generators(self, img, tb, blade, s, lo, hi, r0) -> None:
         """A row of fin pairs at 20 % chord on the suction side, with gaps where teeth are missing."""
-        r0, r1 = self.vg_range(tb)
+        vg0, vg1 = self.vg_range(tb)
         pitch = 0.12
         q = self.q
         missing = [
@@ -220,7 +220,7 @@ class WindScene:
             for d in self.defects
             if (d.turbine, d.blade, d.cls) == (tb, blade, "vortex_generator_missing")
         ]
-        for jj in np.flatnonzero((s > r0) & (s < r1)):
+        for jj in np.flatnonzero((s > vg0) & (s < vg1)):
             sv = float(s[jj])
             if abs((sv / pitch) - round(sv / pitch)) * pitch > q * 1.2:
                 continue

@@ -191,3 +191,27 @@ def test_bad_arguments_raise(kwargs: dict, error: type, match: str) -> None:
     args = {"kind": "pv-thermal", "images": 2, "seed": 0, **kwargs}
     with pytest.raises(error, match=match):
         build_flight(args.pop("kind"), args.pop("images"), args.pop("seed"), **args)
+
+
+def test_every_wind_side_renders_with_matching_masks() -> None:
+    """One frame of each blade side (the tiny session flight only reaches the first sides)."""
+    flight = build_flight("wind-rgb", 120, 11, image_size=(480, 360), defect_rate=6.0)
+    frames = flight.frames  # type: ignore[attr-defined]
+    seen_sides = set()
+    boxes = 0
+    for i, fr in enumerate(frames):
+        if fr["side"] in seen_sides or fr["radius_m"] < 12:
+            continue
+        seen_sides.add(fr["side"])
+        out = flight.render(i, with_masks=True)
+        assert out.image.shape == (360, 480, 3)
+        for b in out.truth.boxes:
+            x0, y0, x1, y1 = b["xyxy"]
+            mask = out.truth.masks[b["defect_index"]]
+            assert (
+                mask.any()
+                and mask[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1].sum() >= 0.98 * mask.sum()
+            )
+            boxes += 1
+    assert seen_sides == {"leading_edge", "pressure_side", "trailing_edge", "suction_side"}
+    assert boxes > 0
