@@ -239,3 +239,49 @@ def test_video_file_is_sampled(edge_home: Path, tiny_onnx: Path) -> None:
     assert np.isclose(lines[1]["timestamp_s"], 0.5)
     run_edge(edge_home, {**FAST, "source": {"video_every_n": 5}}, *args)  # done: nothing added
     assert len(read_jsonl(edge_home / "out" / JSONL_NAME)) == 3
+
+
+@pytest.mark.slow
+def test_edge_equals_cloud_on_an_exported_yolo_model(edge_home: Path, tmp_path_factory) -> None:
+    """The same check on a real ultralytics YOLO11n export (calibrated, see tests/detection/fixtures_inference)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))
+    from fixtures_inference import build_calibrated_yolo, export_onnx, synthetic_frame
+
+    from detection.offline import ensure_offline
+
+    work = tmp_path_factory.mktemp("edge-yolo")
+    ensure_offline(config_dir=work / "ultralytics")
+    model = export_onnx(build_calibrated_yolo(work, (320, 320)), work, (320, 320), "edge-yolo320")
+    card = edge_home / "card"
+    card.mkdir()
+    images = []
+    for i, (h, w) in enumerate([(480, 640), (720, 960), (1500, 2000)]):
+        images.append(card / f"f{i}.png")
+        cv2.imwrite(str(images[-1]), synthetic_frame(h, w, seed=40 + i))
+    config = {**FAST, "conf": 0.25, "tiling": {"mode": "auto", "min_pixels": 1_000_000}}
+    run_edge(
+        edge_home,
+        config,
+        "run",
+        "--source",
+        str(card),
+        "--model",
+        str(model),
+        "--once",
+        "--out",
+        str(edge_home / "out"),
+    )
+    edge = {Path(r["source"]).name: r for r in read_jsonl(edge_home / "out" / JSONL_NAME)}
+    cloud = Detector.from_onnx(model, conf=0.25)
+    total = 0
+    for p in images:
+        img = read_image(p)
+        sliced = img.shape[0] * img.shape[1] > 1_000_000
+        expected = (SlicedDetector(cloud) if sliced else cloud).predict(img).to_records(cloud.names)
+        assert edge[p.name]["sliced"] is sliced
+        strip = lambda recs: [{k: v for k, v in d.items() if k != "tile"} for d in recs]  # noqa: E731
+        assert strip(edge[p.name]["detections"]) == strip(expected)
+        total += len(expected)
+    assert total > 0
