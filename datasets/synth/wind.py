@@ -286,7 +286,7 @@ def _draw_wind_defect(d: WindDefect, q: float, rng: np.random.Generator, lo: flo
         pts = []
         for k in range(n + 1):
             f = k / n
-            jit = rng.normal(0, 0.12)
+            jit = float(np.clip(rng.normal(0, 0.25), -0.8, 0.8))
             x = (0.5 + jit * 0.5) * pw * 2 if vertical else f * pw * 2
             y = f * ph * 2 if vertical else (0.5 + jit * 0.5) * ph * 2
             pts.append((int(x), int(y)))
@@ -337,6 +337,8 @@ def _draw_wind_defect(d: WindDefect, q: float, rng: np.random.Generator, lo: flo
         raise ValueError(f"no wind renderer for class {cls!r}")
     d.patch_rgba = np.dstack([col, alpha]).astype(np.float32)
     d.mask = np.where(alpha > 0.3, 255, 0).astype(np.uint8)
+    if cls == "crack":  # a hairline: its label region is the line plus the stress-whitened rim around it
+        d.mask = cv2.dilate(d.mask, np.ones((5, 5), np.uint8))
 
 
 class WindRenderer:
