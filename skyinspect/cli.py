@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("findings.cli:report", "Findings, fault warnings and reports for an ingested flight."),
     "score": ("findings.cli:score", "Score a synthetic flight's findings against its ground truth."),
     "site": ("findings.cli:site", "A site's as-built layout (PV module GeoJSON, turbine positions)."),
+    "review": ("review.cli:review", "Engineers' review web application and label export."),
     "run": ("pipelines.cli:run", "Process one ingested flight through the Dagster job, in-process."),
     "pipelines": ("pipelines.cli:pipelines", "Dagster webserver and daemon for the whole flow."),
 }

@@ -1,0 +1,1 @@
+"""Engineers' review: a web application to confirm, reject or correct findings; decisions feed retraining."""
