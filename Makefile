@@ -15,7 +15,7 @@ TORCH_PIN := torch==2.9.1 torchvision==0.24.1
 endif
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all bench demo models lint clean help
+.PHONY: setup browser test test-all bench demo models lint clean help
 
 help:
 	@echo "make setup     create .venv and install skyinspect (full + dev extras)"
@@ -35,10 +35,18 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[full,dev]' $(TORCH_PIN)
 	@touch $(STAMP)
 
-test: setup
+# Debian's Chromium + ChromeDriver for the review app's browser tests (the tests fail under CI=true without them).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver (Debian packages)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup
+test-all: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
