@@ -82,10 +82,16 @@ def choose_providers(
         chosen = []
         for item in requested:
             name, opts = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
-            short = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+            short = {
+                "tensorrt": "TensorrtExecutionProvider",
+                "cuda": "CUDAExecutionProvider",
+                "cpu": "CPUExecutionProvider",
+            }
             name = short.get(name.lower(), name)
             if name not in available:
-                raise BackendError(f"execution provider {name!r} is not available; available: {', '.join(available)}")
+                raise BackendError(
+                    f"execution provider {name!r} is not available; available: {', '.join(available)}"
+                )
             chosen.append((name, opts))
     out: list[tuple[str, dict[str, Any]]] = []
     for name, opts in chosen:

@@ -25,15 +25,21 @@ def _check_array(name: str, value: Any, dtype: type, shape: tuple[int | None, ..
     expected = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
     ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape, strict=False))
     if not ok:
-        raise ValueError(f"Detections.{name}: expected shape {expected}{where}, got {arr.shape} ({arr.dtype})")
+        raise ValueError(
+            f"Detections.{name}: expected shape {expected}{where}, got {arr.shape} ({arr.dtype})"
+        )
     if arr.dtype != dtype:
         if np.issubdtype(dtype, np.integer) and arr.size and np.issubdtype(arr.dtype, np.floating):
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                raise ValueError(f"Detections.{name}: expected whole numbers for {np.dtype(dtype)}, got {arr.dtype}")
+                raise ValueError(
+                    f"Detections.{name}: expected whole numbers for {np.dtype(dtype)}, got {arr.dtype}"
+                )
         try:
             arr = arr.astype(dtype)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"Detections.{name}: expected dtype {np.dtype(dtype)}, got {arr.dtype} ({exc})") from exc
+            raise ValueError(
+                f"Detections.{name}: expected dtype {np.dtype(dtype)}, got {arr.dtype} ({exc})"
+            ) from exc
     return arr
 
 
@@ -65,7 +71,9 @@ class Detections:
         for key, value in self.data.items():
             arr = np.asarray(value)
             if arr.ndim == 0 or len(arr) != n:
-                raise ValueError(f"Detections.data[{key!r}]: expected first dimension N={n}, got shape {arr.shape}")
+                raise ValueError(
+                    f"Detections.data[{key!r}]: expected first dimension N={n}, got shape {arr.shape}"
+                )
             data[str(key)] = arr
         self.data = data
 
@@ -140,7 +148,10 @@ class Detections:
             if idx.dtype != bool:
                 idx = idx.astype(np.intp).reshape(-1)
         return Detections(
-            self.xyxy[idx], self.confidence[idx], self.class_id[idx], {k: v[idx] for k, v in self.data.items()}
+            self.xyxy[idx],
+            self.confidence[idx],
+            self.class_id[idx],
+            {k: v[idx] for k, v in self.data.items()},
         )
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float, int]]:
@@ -168,7 +179,9 @@ class Detections:
 
         ``data`` arrays are added per record as plain Python values (lists for multi-dimensional rows).
         """
-        lookup = dict(enumerate(names)) if isinstance(names, Sequence) and not isinstance(names, str) else names
+        lookup = (
+            dict(enumerate(names)) if isinstance(names, Sequence) and not isinstance(names, str) else names
+        )
         out: list[dict[str, Any]] = []
         for i in range(len(self)):
             cid = int(self.class_id[i])

@@ -44,7 +44,9 @@ def decode_image(data: bytes, source: str | Path = "<bytes>") -> np.ndarray:
                 raise ImageReadError(source, "16-bit colour image could not be converted to 8 bits")
         return img
     if img.dtype != np.uint8:
-        raise ImageReadError(source, f"unsupported pixel type {img.dtype} (expected 8-bit, or 16-bit single channel)")
+        raise ImageReadError(
+            source, f"unsupported pixel type {img.dtype} (expected 8-bit, or 16-bit single channel)"
+        )
     if img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     return img

@@ -64,9 +64,16 @@ class Detector:
         _, _, h, w = backend.input_shape
         if h is not None and w is not None:
             if imgsz is not None and tuple(imgsz) != (h, w):
-                raise ValueError(f"Detector: imgsz {imgsz} given, but {meta.source} has a static input of {(h, w)}")
+                raise ValueError(
+                    f"Detector: imgsz {imgsz} given, but {meta.source} has a static input of {(h, w)}"
+                )
             if (h, w) != meta.imgsz:
-                logger.warning("%s: metadata imgsz %s differs from the input %s; using the input", meta.source, meta.imgsz, (h, w))
+                logger.warning(
+                    "%s: metadata imgsz %s differs from the input %s; using the input",
+                    meta.source,
+                    meta.imgsz,
+                    (h, w),
+                )
             self.input_hw: tuple[int, int] = (h, w)
         else:
             self.input_hw = tuple(imgsz) if imgsz is not None else meta.imgsz  # type: ignore[assignment]
@@ -103,7 +110,16 @@ class Detector:
             fp16=fp16,
         )
         meta = ModelMeta.from_metadata(backend.metadata, path)
-        return cls(backend, meta, conf=conf, iou=iou, max_det=max_det, batch_size=batch_size, agnostic=agnostic, imgsz=imgsz)
+        return cls(
+            backend,
+            meta,
+            conf=conf,
+            iou=iou,
+            max_det=max_det,
+            batch_size=batch_size,
+            agnostic=agnostic,
+            imgsz=imgsz,
+        )
 
     # ------------------------------------------------------------------------------------------------ facts
     @property

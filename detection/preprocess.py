@@ -116,7 +116,9 @@ def letterbox(
         raise ValueError(f"letterbox: expected an (H, W, C) image, got shape {image.shape}")
     info = letterbox_params(image.shape[:2], new_shape, stride, auto, scaleup)
     rh, rw = info.resized_shape
-    resized = image if (rh, rw) == image.shape[:2] else cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    resized = (
+        image if (rh, rw) == image.shape[:2] else cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    )
     if resized.ndim == 2:
         resized = resized[..., None]
     c = image.shape[2]
@@ -165,10 +167,14 @@ def to_tensor(images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     return out
 
 
-def thermal_to_bgr(counts: np.ndarray, window_c: tuple[float, float] = radiometry.DEFAULT_WINDOW_C) -> np.ndarray:
+def thermal_to_bgr(
+    counts: np.ndarray, window_c: tuple[float, float] = radiometry.DEFAULT_WINDOW_C
+) -> np.ndarray:
     """(H, W) uint16 centikelvin → (H, W, 3) uint8 grey through the model's temperature window."""
     if counts.ndim != 2 or counts.dtype != np.uint16:
-        raise ValueError(f"thermal_to_bgr: expected (H, W) uint16 radiometric counts, got {counts.shape} {counts.dtype}")
+        raise ValueError(
+            f"thermal_to_bgr: expected (H, W) uint16 radiometric counts, got {counts.shape} {counts.dtype}"
+        )
     grey = radiometry.counts_to_uint8(counts, window_c)
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
 
@@ -196,7 +202,9 @@ def to_model_image(
             )
         return thermal_to_bgr(image, thermal_window_c or radiometry.DEFAULT_WINDOW_C)
     if image.dtype != np.uint8:
-        raise ValueError(f"unsupported image: dtype {image.dtype}, shape {image.shape} (expected uint8 or uint16 (H, W))")
+        raise ValueError(
+            f"unsupported image: dtype {image.dtype}, shape {image.shape} (expected uint8 or uint16 (H, W))"
+        )
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 4:
