@@ -11,7 +11,8 @@ Steps (each finding keeps its reasons in words):
    from different frames and lie within a threshold of the cluster's seed: ``size/2 + 2 σ`` where ``size`` is
    the class's largest typical size (taxonomy) and ``σ`` the location uncertainty (GPS ``gps_sigma_m`` plus the
    ground effect of a 0.5° attitude error at the flying height); PV observations on two different modules of
-   the layout are never merged, ``string_offline`` observations are merged per string. Wind: per turbine,
+   the layout are never merged, ``string_offline`` observations are merged per string (also two boxes of one
+   frame; a box's string is the one whose module centres lie deepest inside its ground footprint). Wind: per turbine,
    blade, side and class, by distance in the blade plane. Unlocated observations are not merged.
 3. **Assets** — the finding's location (quality-weighted mean of its un-clipped observations) is assigned to
    the module polygon containing it, else the nearest within ``0.5 m + 2 σ``, else ``off-layout`` with the
@@ -308,15 +309,13 @@ def _observations(
                     )
                     if layout is not None and layout.kind == "pv" and layout.modules:
                         if cls.name == "string_offline":
-                            members = layout.modules_in_polygon(poly)
-                            sids = [
-                                layout.modules[i].string_id for i in members if layout.modules[i].string_id
-                            ]
-                            if sids:
-                                o.string_id = max(set(sids), key=sids.count)
+                            o.string_id = _string_of_box(layout, poly, cam, xyxy, temp)
                         m, _, how = layout.locate_module(o.e, o.n, 0.0)
                         if m is not None and how == "inside":
                             o.module_id = m.module_id
+                        if cls.name == "string_offline" and o.string_id is None:
+                            m, _, _ = layout.locate_module(o.e, o.n, 0.5)
+                            o.string_id = m.string_id if m is not None else None
             if dom == Domain.PV_THERMAL:
                 if temp is not None:
                     o.thermal = measure_delta_t(temp, xyxy, boxes[:j] + boxes[j + 1 :], cam, layout)
@@ -331,6 +330,35 @@ def _observations(
                     o.thermal = {"delta_t_k": None, "method": reason}
             obs.append(o)
     return obs, cams
+
+
+def _string_of_box(
+    layout: SiteLayout, poly: np.ndarray, cam: FrameCamera, xyxy: list[float], temp: np.ndarray | None
+) -> str | None:
+    """The string a ``string_offline`` box shows.
+
+    Candidates are the strings of the modules whose centre lies inside the box's ground polygon. With a
+    radiometric frame the warmest candidate wins (an offline string is uniformly warmer: the median of its
+    module pixels inside the box); otherwise each module votes with its centre's depth inside the box (distance
+    to the box edge), so a row that a loose box just reaches does not outvote the row it is centred on.
+    """
+    from findings.layout import distance_to_ring
+    from findings.thermal import string_medians
+
+    votes: dict[str, float] = {}
+    members: dict[str, list[int]] = {}
+    for i in layout.modules_in_polygon(poly):
+        m = layout.modules[i]
+        if m.string_id:
+            votes[m.string_id] = votes.get(m.string_id, 0.0) + distance_to_ring(*m.centre, poly)
+            members.setdefault(m.string_id, []).append(i)
+    if not votes:
+        return None
+    if len(votes) > 1 and temp is not None:
+        medians = string_medians(temp, cam, layout, xyxy, members)
+        if medians:
+            return max(medians, key=lambda k: medians[k])
+    return max(votes, key=lambda k: votes[k])
 
 
 def _threshold(a: Observation, cls: DefectClass) -> float:
@@ -348,7 +376,10 @@ def _cluster(dom: Domain, obs: list[Observation]) -> list[list[Observation]]:
         best, best_d = None, math.inf
         for c in clusters:
             seed: Observation = c["seed"]
-            if seed.cls.name != o.cls.name or o.image in c["images"]:
+            same_string = (
+                o.cls.name == "string_offline" and o.string_id is not None and o.string_id == seed.string_id
+            )
+            if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string):
                 continue
             if dom == Domain.WIND:
                 wa, wb = seed.wind or {}, o.wind or {}

@@ -163,6 +163,34 @@ def measure_delta_t(
     }
 
 
+def string_medians(
+    temp_c: np.ndarray,
+    camera: FrameCamera,
+    layout: SiteLayout,
+    xyxy: list[float],
+    members: dict[str, list[int]],
+) -> dict[str, float]:
+    """string id → median °C of its modules' pixels inside box ``xyxy`` (strings with < 20 such pixels omitted)."""
+    h, w = temp_c.shape
+    x0, y0, x1, y1 = _clip_box(xyxy, w, h)
+    out: dict[str, float] = {}
+    if x1 <= x0 or y1 <= y0:
+        return out
+    for sid, idx in members.items():
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        polys = []
+        for i in idx:
+            px = camera.ground_to_pixel(layout.modules[i].ring)
+            if np.all(np.isfinite(px)):
+                polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))
+        if polys:
+            cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+        if mask.sum() >= 20:
+            out[sid] = float(np.median(temp_c[y0:y1, x0:x1][mask]))
+    return out
+
+
 def box_ground_polygon(camera: FrameCamera, xyxy: list[float]) -> np.ndarray:
     """(4, 2) ground (e, n) corners of a box's footprint."""
     return camera.pixel_to_ground(box_corners_px(xyxy))

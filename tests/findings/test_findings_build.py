@@ -201,3 +201,39 @@ def test_wind_without_rotor_geometry_names_the_turbine_and_the_reason(synth_case
         assert "rotor yaw/azimuth missing" in f["location"]["reason"]
         assert f["asset"]["turbine_id"].startswith("WTG") and f["asset"]["radius_m"] is None
         assert f["grade"]["value"] is not None  # graded from class (size unknown)
+
+
+def _jittered(detections: list[dict], rng: np.random.Generator, jitter: float, drop: float) -> list[dict]:
+    """Detector-like detections from truth boxes: edges moved by N(0, jitter × box size), some dropped."""
+    out = copy.deepcopy(detections)
+    for rec in out:
+        keep = []
+        for det in rec["detections"]:
+            if rng.random() < drop:
+                continue
+            x1, y1, x2, y2 = det["xyxy"]
+            w, h = x2 - x1, y2 - y1
+            n = rng.normal(0, jitter, 4)
+            nx1, ny1 = x1 + n[0] * w, y1 + n[1] * h
+            det["xyxy"] = [nx1, ny1, max(nx1 + 1, x2 + n[2] * w), max(ny1 + 1, y2 + n[3] * h)]
+            det["confidence"] = float(rng.uniform(0.3, 1.0))
+            keep.append(det)
+        rec["detections"] = keep
+    return out
+
+
+@pytest.mark.parametrize("kind", ["pv-thermal", "pv-rgb", "wind-rgb"])
+def test_detector_like_boxes_still_give_unique_findings(kind: str, synth_case) -> None:
+    case = synth_case(kind)
+    dets = _jittered(case.detections, np.random.default_rng(7), jitter=0.15, drop=0.1)
+    ff = build_findings(
+        case.manifest,
+        dets,
+        layout=case.layout,
+        thermal_reader=case.thermal_reader(),
+        options=BuildOptions(crops=False),
+    )
+    s = score(ff.doc, case.root)
+    assert s["recall"] >= 0.85, s
+    assert s["duplicate_rate"] <= 0.05, s
+    assert s["median_location_error_m"] <= 1.0, s
