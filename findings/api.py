@@ -111,10 +111,10 @@ def site_findings(store: ObjectStore, site: str) -> dict[str, dict[str, Any]]:
 
 
 def previous_findings(
-    docs: dict[str, dict[str, Any]], flight: str, inspection_time: str | None
+    docs: dict[str, dict[str, Any]], flight: str, inspection_time: str | None, kind: str | None = None
 ) -> dict[str, Any] | None:
-    """The latest other inspection before ``inspection_time`` (any other when the time is unknown)."""
-    others = [d for f, d in docs.items() if f != flight]
+    """The latest other inspection of the same kind before ``inspection_time`` (any when the time is unknown)."""
+    others = [d for f, d in docs.items() if f != flight and (kind is None or d.get("kind") == kind)]
     if inspection_time:
         earlier = [d for d in others if d.get("inspection_time") and d["inspection_time"] < inspection_time]
         others = earlier
@@ -186,7 +186,7 @@ def process_flight(
     layout_doc = read_layout(store, site)
     layout = parse_layout(layout_doc, store.url(keys.site_layout_key(site))) if layout_doc else None
     docs = site_findings(store, site)
-    previous = previous_findings(docs, flight, _inspection_time(manifest))
+    previous = previous_findings(docs, flight, _inspection_time(manifest), manifest.get("kind"))
     thermal, image = store_readers(store, manifest, site, flight)
     ff: FlightFindings = build_findings(
         manifest,

@@ -215,3 +215,24 @@ def test_detections_jsonl_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_jsonl(text, "detections.jsonl")
     assert parse_jsonl('{"a": 1}\n\n', "x") == [{"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("flight", "time", "kind", "expected"),
+    [
+        ("F3", "2025-06-01T10:00:00", "pv-thermal", "F2"),  # latest earlier one of the same kind
+        ("F3", "2025-06-01T10:00:00", "pv-rgb", "R1"),
+        ("F1", "2025-01-01T10:00:00", "pv-thermal", None),  # nothing earlier
+        ("F3", None, "pv-thermal", "F2"),
+    ],
+)
+def test_previous_inspection_is_the_latest_earlier_one_of_the_same_kind(flight, time, kind, expected) -> None:
+    from findings.api import previous_findings
+
+    docs = {
+        "F1": {"flight": "F1", "kind": "pv-thermal", "inspection_time": "2025-01-01T10:00:00"},
+        "F2": {"flight": "F2", "kind": "pv-thermal", "inspection_time": "2025-04-01T10:00:00"},
+        "R1": {"flight": "R1", "kind": "pv-rgb", "inspection_time": "2025-05-01T10:00:00"},
+    }
+    got = previous_findings(docs, flight, time, kind)
+    assert (got or {}).get("flight") == expected
