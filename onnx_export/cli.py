@@ -155,7 +155,13 @@ def export_model_cmd(
     verify_data: Path | None,
 ) -> None:
     """Export MODEL (.pt or DOMAIN:ALIAS) to ONNX."""
-    from onnx_export.export import DEFAULT_OPSET, ExportConfig, export_model, register_variants
+    from onnx_export.export import (
+        DEFAULT_OPSET,
+        ExportConfig,
+        check_register_target,
+        export_model,
+        register_variants,
+    )
     from onnx_export.source import parse_registry_ref, resolve
 
     size = parse_imgsz(imgsz)
@@ -166,6 +172,8 @@ def export_model_cmd(
         source = resolve(model, registry_factory=_registry, cache_dir=cache)
         if target is None and source.registry_ref and not no_register:
             target = source.registry_ref
+        if target is not None:
+            check_register_target(_registry(), target[0], target[1], source)  # fail before the slow part
         folder = out or _settings().data_dir / "exports" / f"{source.domain.value}-{source.model_version}"
         cfg = ExportConfig(
             out=folder, imgsz=size, opset=opset if opset is not None else DEFAULT_OPSET, dynamic_batch=dynamic_batch,

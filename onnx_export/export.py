@@ -413,32 +413,48 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
     return ExportResult(source, variants, record_path, record)
 
 
-def register_variants(registry: Any, domain: str, version: str, result: ExportResult) -> dict[str, Any]:
-    """Store every exported file as an artifact of a registry version (sha256 in the card) → the card.
+def check_register_target(registry: Any, domain: str, version: str, source: ModelSource) -> dict[str, Any]:
+    """The card of the registry version exports of ``source`` may be stored in (checked before exporting).
 
-    The version's ``best.pt`` must be the checkpoint that was exported (same sha256), so ONNX files are never
+    The version's ``best.pt`` must be the checkpoint being exported (same sha256), so ONNX files are never
     attached to a different model.
 
     Raises:
-        ExportError: unknown version, or the version's weights differ from the exported checkpoint.
+        ExportError: unknown version, another domain, or the version's weights differ from ``source``.
     """
     from detection.registry import RegistryError
 
+    if taxonomy.domain(domain) is not source.domain:
+        raise ExportError(f"--register {domain}/{version}: the model is a {source.domain.value} model")
     try:
         card = registry.card(domain, version)
     except RegistryError as exc:
         raise ExportError(f"--register {domain}/{version}: {exc}") from exc
     pt = [a for a in card.get("artifacts", {}).values() if a.get("kind") == "pytorch"]
-    if pt and pt[0].get("sha256") != result.source.sha256:
+    if pt and pt[0].get("sha256") != source.sha256:
         raise ExportError(
             f"--register {domain}/{version}: that version's weights have sha256 {pt[0].get('sha256')}, the exported "
-            f"checkpoint {result.source.weights} has {result.source.sha256}; export the version's own weights"
+            f"checkpoint {source.weights} has {source.sha256}; export the version's own weights"
         )
-    if taxonomy.domain(domain) is not result.source.domain:
-        raise ExportError(f"--register {domain}/{version}: the model is a {result.source.domain.value} model")
+    return card
+
+
+def register_variants(registry: Any, domain: str, version: str, result: ExportResult) -> dict[str, Any]:
+    """Store every exported file as an artifact of a registry version (sha256 in the card) → the card.
+
+    Raises:
+        ExportError: see :func:`check_register_target`; a failed upload.
+    """
+    from detection.registry import RegistryError
+
+    card = check_register_target(registry, domain, version, result.source)
     for v in result.variants:
-        info = {"precision": v.precision, "dynamic_batch": v.dynamic_batch, "opset": v.export.get("opset"),
-                "imgsz": v.export.get("imgsz")}  # fmt: skip
+        info = {
+            "precision": v.precision,
+            "dynamic_batch": v.dynamic_batch,
+            "opset": v.export.get("opset"),
+            "imgsz": v.export.get("imgsz"),
+        }
         try:
             card = registry.add_artifact(domain, version, v.path, v.kind, name=v.path.name, info=info)
         except RegistryError as exc:
