@@ -25,6 +25,7 @@ from skyinspect.config import ConfigError, Settings, load_settings
 logger = logging.getLogger(__name__)
 
 EXIT_DISK_FULL = 3
+STREAM_RETRY_S = 5.0
 
 
 @dataclass
@@ -219,7 +220,16 @@ def run(
         ec.spool_dir,
         watch_paths=[] if stream else [src_path],
     )
-    if stream or src_path.suffix.lower() in VIDEO_SUFFIXES:
+    if stream and not once:
+
+        def frames(stop: threading.Event) -> Any:  # a live stream that drops is reopened until stopped
+            while not stop.is_set():
+                try:
+                    yield from iter_video(source, cfg.source, outbox, stop)
+                except OSError as exc:
+                    logger.warning("%s; retrying in %.0f s", exc, STREAM_RETRY_S)
+                stop.wait(STREAM_RETRY_S)
+    elif stream or src_path.suffix.lower() in VIDEO_SUFFIXES:
 
         def frames(stop: threading.Event) -> Any:
             return iter_video(source, cfg.source, outbox, stop)
