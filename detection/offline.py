@@ -111,9 +111,9 @@ def ensure_offline(settings: Settings | None = None, config_dir: Path | None = N
     if not already_imported:
         install_fonts(root / "Ultralytics")
 
+    import importlib
+
     import ultralytics.utils as uu
-    import ultralytics.utils.checks as checks
-    import ultralytics.utils.events as events
 
     user_dir = Path(uu.USER_CONFIG_DIR)
     if _configured == user_dir:
@@ -121,12 +121,20 @@ def ensure_offline(settings: Settings | None = None, config_dir: Path | None = N
     if already_imported and user_dir != root / "Ultralytics":
         logger.info("ultralytics was imported before offline set-up; it keeps its config dir %s", user_dir)
     install_fonts(user_dir)
-    # Import-time constants computed before YOLO_OFFLINE was set (only when ultralytics came first).
+    # Import-time constants computed before YOLO_OFFLINE was set (they matter when ultralytics came first).
     uu.ONLINE = False
-    checks.ONLINE = False
-    events.ONLINE = False
-    events.events.enabled = False
-    checks.AUTOINSTALL = False
+    for name in ("ultralytics.utils.checks", "ultralytics.utils.events"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "ONLINE"):
+            module.ONLINE = False
+        if hasattr(module, "AUTOINSTALL"):
+            module.AUTOINSTALL = False
+        collector = getattr(module, "events", None)
+        if collector is not None and hasattr(collector, "enabled"):
+            collector.enabled = False
     changes = dict(_DISABLED_SETTINGS)
     changes.update(
         runs_dir=str(user_dir / "runs"),

@@ -129,6 +129,18 @@ def conditional_put(store: Any, key: str, data: bytes, *, if_match: str | None =
     Raises:
         ObjectStoreError: any other failure.
     """
+    import inspect
+
+    if "if_match" in inspect.signature(store.put_bytes).parameters:  # the ObjectStore grew conditional PUTs
+        try:
+            store.put_bytes(
+                key, data, content_type=content_type, if_match=if_match, if_none_match=if_none_match
+            )
+        except Exception as exc:
+            if _is_precondition_failed(exc):
+                return False
+            raise
+        return True
     headers = {"Content-Type": content_type}
     if if_match is not None:
         headers["If-Match"] = f'"{if_match.strip(chr(34))}"'
