@@ -237,3 +237,23 @@ def test_detector_like_boxes_still_give_unique_findings(kind: str, synth_case) -
     assert s["recall"] >= 0.85, s
     assert s["duplicate_rate"] <= 0.05, s
     assert s["median_location_error_m"] <= 1.0, s
+
+
+def test_frames_that_are_not_radiometric_are_ungraded_with_reason(synth_case) -> None:
+    case = synth_case("pv-thermal")
+    manifest = copy.deepcopy(case.manifest)
+    for rec in manifest["images"]:
+        rec["radiometric"] = False  # e.g. an R-JPEG whose temperatures no installed library decodes
+    ff = build_findings(
+        manifest,
+        case.detections,
+        layout=case.layout,
+        thermal_reader=case.thermal_reader(),
+        options=BuildOptions(crops=False),
+    )
+    hot = [f for f in ff.findings if f["class"] not in ("module_offline", "string_offline")]
+    assert hot and all(not f["graded"] for f in hot)
+    assert all(
+        f["thermal"]["method"] == "frame is not radiometric (no 16-bit temperatures)" for f in ff.findings
+    )
+    assert all(f["located"] for f in ff.findings)
