@@ -508,7 +508,18 @@ def render_pdf(ff: FlightFindings, path: Path, warnings: list[dict[str, Any]] | 
             lines += ["ΔT normalised to 1000 W/m² by linear scaling (ΔT × 1000 / irradiance)."]
         if c.get("trend"):
             lines += ["", "trend vs previous: " + ", ".join(f"{k} {v}" for k, v in c["trend"].items())]
-        _text_page(pdf, "Inspection report", lines)
+        fig = plt.figure(figsize=(8.27, 11.69))
+        fig.text(0.06, 0.96, "Inspection report", fontsize=14, weight="bold", va="top")
+        for k, line in enumerate(lines):
+            fig.text(0.06, 0.92 - 0.018 * k, line, fontsize=8, va="top", family="monospace")
+        ax = fig.add_axes((0.1, 0.3, 0.8, 0.25))
+        sevs = [*reversed(grading.SEVERITY_ORDER), "ungraded"]
+        ax.bar(
+            sevs, [c["by_severity"].get(sv, 0) for sv in sevs], color=[SEVERITY_COLOURS[sv] for sv in sevs]
+        )
+        ax.set_title("Findings by severity", fontsize=9)
+        pdf.savefig(fig)
+        plt.close(fig)
         pdf.savefig(map_figure(ff))
         plt.close("all")
         if doc["kind"] == "pv-thermal":
