@@ -188,3 +188,8 @@ def detections_parts_prefix(site: str, flight: str) -> str:
 def warning_sent_key(site: str, warning_id: str) -> str:
     """``sites/{site}/warnings-sent/{warning id}.json``: the webhook sent-ledger entry of one fault warning."""
     return f"sites/{validate_id(site, 'site')}/warnings-sent/{validate_id(warning_id, 'warning id')}.json"
+
+
+def review_export_prefix(site: str, export_id: str) -> str:
+    """``reviews/{site}/{export id}/``: a YOLO set made from engineers' review decisions (review/)."""
+    return f"reviews/{validate_id(site, 'site')}/{validate_id(export_id, 'export id')}/"
