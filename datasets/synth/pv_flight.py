@@ -13,6 +13,8 @@ from datasets.synth.geo import CameraModel, Pose, ground_to_image, image_to_grou
 from datasets.synth.pv_render import PVScene
 
 MIN_BOX_PX = 4
+REFL_SCALE = 3
+"""Glass reflections (sky, sun glint) are computed at 1/REFL_SCALE of the frame resolution."""
 MIN_VISIBILITY = 0.3
 
 
@@ -154,7 +156,7 @@ class PVFrameRenderer:
         else:
             self.fx = CameraEffects(cam.width, cam.height, rng, noise_sigma=2.2, vignetting=0.22, channels=3)
             w, h = cam.width, cam.height
-            w, h = (w + 1) // 2, (h + 1) // 2  # reflections are smooth: kept at half resolution
+            w, h = -(-w // REFL_SCALE), -(-h // REFL_SCALE)  # reflections are smooth: kept at 1/3 resolution
             yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
             gx, gy = rng.uniform(0.15, 0.4) * w, rng.uniform(0.15, 0.45) * h
             self.glare = []
@@ -195,10 +197,13 @@ class PVFrameRenderer:
                 truth.glass = gl > 0.99
             return temp.astype(np.float32), truth
         rgb = cv2.warpPerspective(img, hwin, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        # the glass mask only modulates smooth reflections: warp it at half resolution
-        half = np.diag([0.5, 0.5, 1.0]) @ hwin
-        hsize = ((cam.width + 1) // 2, (cam.height + 1) // 2)
-        gl = cv2.warpPerspective(glass, half, hsize, flags=cv2.INTER_LINEAR)
+        # the glass mask only modulates smooth reflections: warp it at 1/REFL_SCALE resolution
+        k = REFL_SCALE
+        off = -(k - 1) / (2 * k)
+        small = np.array([[1 / k, 0, off], [0, 1 / k, off], [0, 0, 1.0]]) @ hwin
+        gl = cv2.warpPerspective(
+            glass, small, (-(-cam.width // k), -(-cam.height // k)), flags=cv2.INTER_LINEAR
+        )
         if with_masks:
             truth.glass = cv2.resize(gl, size, interpolation=cv2.INTER_LINEAR) > 250
         heading = (pose.yaw_deg % 360.0) < 180.0

@@ -38,9 +38,9 @@ def grass_texture(rng: np.random.Generator, size: int, res_m: float, dryness: fl
     green = np.array([60, 115, 75], np.float32)  # BGR
     dry = np.array([95, 150, 165], np.float32)
     dark = np.array([40, 70, 50], np.float32)
-    t = np.clip(dryness + 0.25 * big + 0.15 * mid, 0, 1)[..., None]
+    t = np.clip(dryness + 0.16 * big + 0.1 * mid + 0.08 * fine, 0, 1)[..., None]
     col = green * (1 - t) + dry * t
-    shade = np.clip(0.5 + 0.18 * mid + 0.12 * fine, 0, 1)[..., None]
+    shade = np.clip(0.5 + 0.12 * mid + 0.22 * fine, 0, 1)[..., None]
     col = col * (0.75 + 0.5 * shade) * 0.9 + dark * 0.1
     return np.clip(col, 0, 255).astype(np.uint8)
 
