@@ -215,7 +215,10 @@ def delta_t_figure(doc: dict[str, Any]):
         ax.axhline(t, color="#d70015", ls="--", lw=0.8)
     ax.set_ylabel("ΔT (K)")
     ax.set_title("ΔT per finding (dashed: CoA 2 / CoA 3 limits for hotspots and junction boxes)", fontsize=9)
-    ax.legend(fontsize=7)
+    if fs:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no ΔT measured", ha="center", va="center", transform=ax.transAxes)
     return fig
 
 

@@ -135,3 +135,16 @@ def test_schema_rejects_broken_documents(built, mutate, message: str) -> None:
     mutate(doc)
     with pytest.raises(SchemaError, match=message):
         validate_findings(doc)
+
+
+@pytest.mark.parametrize("with_layout", [True, False])
+def test_a_flight_without_findings_still_reports(synth_case, tmp_path, with_layout: bool) -> None:
+    from findings.build import build_findings
+
+    case = synth_case("pv-thermal")
+    ff = build_findings(case.manifest, [], layout=case.layout if with_layout else None)
+    paths = write_reports(ff, tmp_path)
+    assert ff.doc["counts"]["findings"] == 0
+    assert paths["pdf"].read_bytes().startswith(b"%PDF-")
+    assert json.loads(paths["geojson"].read_text())["features"] == []
+    ET.parse(paths["kml"])
