@@ -197,8 +197,8 @@ def flight_detections(
     models: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     from detection.flight import FlightDetectionStats, detect_flight
-    from detection.inference import Detector
     from ingest.manifest import read_manifest
+    from pipelines.resources import open_detector
 
     site, flight = parse_partition_key(context.partition_key)
     with _storage_errors(), store.client() as client:
@@ -212,7 +212,7 @@ def flight_detections(
             )
         resolved = models.resolve(kind)
         context.log.info("model for %s: %s", kind, resolved.reason)
-        detector = Detector.from_onnx(
+        detector = open_detector(
             resolved.path,
             conf=config.conf,
             iou=config.iou,

@@ -6,8 +6,9 @@
   so the secret is resolved by Dagster at launch and never shown in the UI.
 * :class:`ObjectStoreResource` — an :class:`~objectstore.client.ObjectStore` on the settings' bucket.
 * :class:`ModelRegistryResource` — the domain's champion model from the registry (:mod:`detection.registry`),
-  falling back to the default model shipped under ``models/`` when the registry has no champion with an ONNX
-  artifact; :meth:`ModelRegistryResource.resolve` says which was used and why.
+  falling back to the default model shipped under ``models/`` when the registry has no champion;
+  :meth:`ModelRegistryResource.resolve` says which was used and why. ONNX artifacts are preferred (what the
+  on-site runtime runs); a ``.pt`` runs through the PyTorch backend with the same pre/post-processing.
 
 Nothing here writes relative to the working directory: caches live under ``settings.data_dir``.
 """
@@ -111,16 +112,31 @@ class ModelNotAvailable(RuntimeError):
 
 
 def shipped_model_path(domain: str, models_dir: Path | None = None) -> Path:
-    """Where the default model of ``domain`` is shipped: ``models/{domain}.onnx`` (see detection.default_models)."""
-    try:  # the training stage owns the naming, when it is there
-        from detection import default_models  # type: ignore[attr-defined]
+    """The default model of ``domain`` shipped under ``models/`` (see models/README.md).
 
-        finder = getattr(default_models, "default_model_path", None)
-        if finder is not None and models_dir is None:
-            return Path(finder(domain))
-    except ImportError:
-        pass
-    return (models_dir or SHIPPED_MODELS_DIR) / f"{domain}.onnx"
+    Looked up in this order: ``models/{domain}.onnx``, ``models/{domain}/*.onnx`` (an exported copy),
+    ``models/{domain}/best.pt`` (what ``make models`` writes; run through the PyTorch backend). The returned
+    path may not exist: the caller says what to run then.
+    """
+    root = models_dir or SHIPPED_MODELS_DIR
+    candidates = [root / f"{domain}.onnx", *sorted((root / domain).glob("*.onnx")), root / domain / "best.pt"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return root / domain / "best.pt"
+
+
+def open_detector(path: Path, **kwargs: Any) -> Any:
+    """A :class:`~detection.inference.Detector` for an ``.onnx`` (onnxruntime) or ``.pt`` (PyTorch) model."""
+    from detection.inference import Detector
+
+    if path.suffix.lower() == ".pt":
+        from detection.torch_backend import TorchBackend
+
+        kwargs.pop("intra_op_threads", None)
+        backend = TorchBackend(path, device="cpu")
+        return Detector(backend, backend.model_meta(), **kwargs)
+    return Detector.from_onnx(path, **kwargs)
 
 
 class ModelRegistryResource(dg.ConfigurableResource):
@@ -155,12 +171,15 @@ class ModelRegistryResource(dg.ConfigurableResource):
             if champion:
                 cache = self.store.settings.get().data_dir / "models-cache" / dom / champion
                 try:
-                    pulled = reg.pull(dom, champion, cache, kinds=["onnx"])
-                    path = pulled.path("onnx")
+                    card = reg.card(dom, champion)
+                    kinds = {m.get("kind") for m in card.get("artifacts", {}).values()}
+                    kind = "onnx" if "onnx" in kinds else "pytorch"
+                    pulled = reg.pull(dom, champion, cache, kinds=[kind])
+                    path = pulled.path(kind)
                     return ResolvedModel(dom, path, "registry", champion, sha256_file(path),
                                          f"champion {champion} of the registry")  # fmt: skip
                 except RegistryError as exc:
-                    why = f"champion {champion} has no usable ONNX artifact ({exc})"
+                    why = f"champion {champion} has no usable model artifact ({exc})"
             else:
                 why = f"the registry has no champion for {dom}"
         shipped = shipped_model_path(dom, Path(self.models_dir) if self.models_dir else None)

@@ -99,6 +99,7 @@ def run_flight(
     instance: Any | None = None,
     assets: list[str] | None = None,
     run_config: dict[str, Any] | None = None,
+    log_level: str = "WARNING",
 ) -> FlightRunResult:
     """Materialize the flight job's assets for ``site/flight`` in this process.
 
@@ -108,6 +109,7 @@ def run_flight(
         instance: a DagsterInstance (default: :func:`local_instance`).
         assets: only these asset names (and their checks), e.g. ``["flight_manifest", "flight_detections"]``.
         run_config: Dagster run config (e.g. ``{"ops": {"flight_detections": {"config": {"batch_size": 4}}}}``).
+        log_level: level of Dagster's console log for this run (the event log in the instance keeps everything).
 
     Raises:
         InvalidKey: unsafe ids.
@@ -131,7 +133,10 @@ def run_flight(
         instance=instance,
         raise_on_error=False,
         asset_selection=selection,
-        run_config=run_config,
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level.upper()}}},
+            **(run_config or {}),
+        },
         tags={"skyinspect/site": site, "skyinspect/flight": flight, "skyinspect/trigger": "skyinspect run"},
     )
     out = FlightRunResult(site, flight, pk, result.run_id, result.success)
