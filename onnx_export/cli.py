@@ -126,8 +126,17 @@ def export() -> None:
 )
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax",
               show_default=True, help="Activation range calibration.")  # fmt: skip
-@click.option("--int8-exclude", type=click.Choice(["none", "decode", "head"]), default="head", show_default=True,
-              help="Head nodes kept in float: the decode (DFL, box/score maths), plus the last box/class convs.")  # fmt: skip
+@click.option("--int8-exclude", type=click.Choice(["none", "decode", "head", "head+stem"]), default="head+stem",
+              show_default=True,
+              help="Nodes kept in float: the head's decode (DFL, box/score maths), + the last box/class convs, "
+                   "+ the stem conv.")  # fmt: skip
+@click.option(
+    "--int8-ops",
+    type=click.Choice(["conv", "all"]),
+    default="conv",
+    show_default=True,
+    help="Quantize only convolutions, or every operator onnxruntime can.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <data_dir>/exports/<domain>-<model version>).")  # fmt: skip
 @click.option("--register", "register", default=None,
@@ -149,6 +158,7 @@ def export_model_cmd(
     calib_split: str,
     calib_method: str,
     int8_exclude: str,
+    int8_ops: str,
     out: Path | None,
     register: str | None,
     no_register: bool,
@@ -178,7 +188,7 @@ def export_model_cmd(
         cfg = ExportConfig(
             out=folder, imgsz=size, opset=opset if opset is not None else DEFAULT_OPSET, dynamic_batch=dynamic_batch,
             half=half, int8=int8, calib=calib, calib_split=calib_split, calib_count=calib_count,
-            calib_method=calib_method, int8_exclude=int8_exclude,
+            calib_method=calib_method, int8_exclude=int8_exclude, int8_ops=int8_ops,
         )  # fmt: skip
         result = export_model(source, cfg)
         for v in result.variants:

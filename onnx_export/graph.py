@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 HEAD_RE = re.compile(r"^/model\.(\d+)/")
-EXCLUDE_LEVELS = ("none", "decode", "head")
+EXCLUDE_LEVELS = ("none", "decode", "head", "head+stem")
 """INT8 nodes kept in float: ``none``; ``decode`` = the head's DFL and box/score decode (every non-Conv head node
 and the DFL conv); ``head`` = ``decode`` plus the last conv of each box and class branch (``cv2.i.2``,
-``cv3.i.2``), whose outputs are the raw logits/distances the decode turns into boxes and scores."""
+``cv3.i.2``), whose outputs are the raw logits/distances the decode turns into boxes and scores; ``head+stem`` =
+``head`` plus the stem conv that reads the image (3 input channels: tiny, and the most range-sensitive)."""
 
 
 def pin_spatial_dims(model: Any, imgsz: tuple[int, int], strides: tuple[int, ...] = (8, 16, 32)) -> None:
@@ -93,12 +94,16 @@ def head_nodes_to_exclude(model: Any, level: str) -> list[str]:
     if level == "none":
         return []
     prefix = f"/model.{head_index(model)}/"
+    stem = []
+    if level == "head+stem":
+        inputs = {i.name for i in model.graph.input}
+        stem = [n.name for n in model.graph.node if n.op_type == "Conv" and n.input[0] in inputs][:1]
     final_conv = re.compile(r"/cv[23]\.\d+/cv[23]\.\d+\.2/Conv$")
     out = []
     for node in model.graph.node:
         if not node.name.startswith(prefix):
             continue
         decode = node.op_type != "Conv" and not re.search(r"/cv[23]\.\d+/", node.name)
-        if decode or "/dfl/" in node.name or (level == "head" and final_conv.search(node.name)):
+        if decode or "/dfl/" in node.name or (level.startswith("head") and final_conv.search(node.name)):
             out.append(node.name)
-    return out
+    return stem + out

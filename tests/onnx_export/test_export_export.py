@@ -43,7 +43,7 @@ def test_variant_shapes_and_precision(exported: dict, precision: str, dynamic: b
     assert out.shape == (batch, 4 + nc, sum((h // s) * (w // s) for s in (8, 16, 32)))
 
 
-def test_int8_keeps_head_decode_in_float(exported: dict) -> None:
+def test_int8_keeps_stem_and_head_decode_in_float(exported: dict) -> None:
     v = _by(exported, "int8", False)
     model = onnx.load(str(v.path))
     excluded = v.export["int8"]["excluded_nodes"]
@@ -53,8 +53,11 @@ def test_int8_keeps_head_decode_in_float(exported: dict) -> None:
     convs = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
     head_conv = convs[next(n for n in excluded if n.endswith("cv3.0.2/Conv"))]
     assert head_conv.input[1] not in producers  # an initializer, not a DequantizeLinear output
-    body_conv = convs["/model.0/conv/Conv"]
+    stem = convs["/model.0/conv/Conv"]  # reads the image: kept in float by the default head+stem level
+    assert stem.name in excluded and stem.input[1] not in producers
+    body_conv = convs["/model.1/conv/Conv"]
     assert producers[body_conv.input[1]].op_type == "DequantizeLinear"
+    assert v.export["int8"]["quantized_ops"] == ["Conv"]
     assert v.export["int8"]["calibration"]["count"] == 16
 
 
