@@ -55,6 +55,12 @@ def run(quick: bool) -> dict[str, Any]:
                          calib_count=24),
         )  # fmt: skip
         files = {v.precision: v.path for v in result.variants}
+        allops = export_model(
+            source,
+            ExportConfig(out=work / "allops", imgsz=(imgsz, imgsz), int8=True, calib=tiny.data_yaml, calib_count=24,
+                         int8_ops="all"),
+        )  # fmt: skip
+        files["int8-allops"] = allops.variants[-1].path
         images = sorted((tiny.data_yaml.parent / "images" / "val").glob("*.png"))
         torch_backend = TorchBackend(tiny.weights)
         dets = {p: Detector.from_onnx(f, providers=["CPUExecutionProvider"]) for p, f in files.items()}
@@ -69,10 +75,15 @@ def run(quick: bool) -> dict[str, Any]:
                     t = time.perf_counter()
                     fn(x)
                     times[name].append(time.perf_counter() - t)
-        report = verify(tiny.weights, [files[p] for p in ("fp32", "fp16", "int8")], tiny.data_yaml,
-                        match_conf=0.05, opencv=False)  # fmt: skip
-        maps = {"pytorch": report.torch_map50, **{f"onnx-{v.precision}": v.map50 for v in report.variants}}
-        deltas = {f"onnx-{v.precision}": v.delta_points for v in report.variants}
+        order = ("fp32", "fp16", "int8", "int8-allops")
+        report = verify(
+            tiny.weights, [files[p] for p in order], tiny.data_yaml, match_conf=0.05, opencv=False
+        )
+        maps = {
+            "pytorch": report.torch_map50,
+            **{f"onnx-{p}": v.map50 for p, v in zip(order, report.variants, strict=True)},
+        }
+        deltas = {f"onnx-{p}": v.delta_points for p, v in zip(order, report.variants, strict=True)}
         sizes = {f"onnx-{p}": f.stat().st_size / 1e6 for p, f in files.items()}
     mean = {k: float(np.mean(v)) for k, v in times.items()}
     rows = []
@@ -100,6 +111,8 @@ def run(quick: bool) -> dict[str, Any]:
             if int8_ok
             else "do NOT recommend INT8 for CPU (aim: >= 1.5x at <= 2 points)."
         ),
+        "onnx-int8 quantizes convolutions only (the default, --int8-ops conv); onnx-int8-allops every operator "
+        "onnxruntime can (--int8-ops all). Both keep the stem conv and the head's last convs + decode in float.",
         "FP16 on a CPU runs through casts (onnxruntime has few FP16 CPU kernels): it is for GPUs/Jetson, not CPUs.",
         "The model is the tests' tiny 30-epoch model on a 12-image validation split: mAP deltas are noisy; "
         "re-run on a production model before deciding.",
