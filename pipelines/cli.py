@@ -23,15 +23,20 @@ log = logging.getLogger(__name__)
               help="Stop after this asset (default: run the whole job).")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(1, 256), default=None, help="Frames per model call.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Download + decode threads.")
+@click.option("--models-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of shipped default models (default: the repository's models/).")  # fmt: skip
 def run(
-    site: str, flight: str, as_json: bool, only: str | None, batch_size: int | None, workers: int | None
-) -> None:
+    site: str, flight: str, as_json: bool, only: str | None, batch_size: int | None, workers: int | None,
+    models_dir: Path | None,
+) -> None:  # fmt: skip
     """Process one ingested flight through the flight job (manifest → detections → findings → reports).
 
     Runs in this process on the Dagster instance under {data_dir}/dagster, so the run also shows up in
     `skyinspect pipelines dev`. Exit code 1 when a step or a blocking check failed.
     """
     from objectstore.keys import InvalidKey
+    from pipelines.definitions import resources_for
+    from pipelines.resources import ModelRegistryResource, SettingsResource
     from pipelines.runner import run_flight
     from skyinspect.cli import get_settings
 
@@ -40,8 +45,13 @@ def run(
     assets = [f"flight_{a}" for a in order[: order.index(only) + 1]] if only else None
     det = {k: v for k, v in {"batch_size": batch_size, "workers": workers}.items() if v is not None}
     run_config = {"ops": {"flight_detections": {"config": det}}} if det else None
+    resources = resources_for(SettingsResource.from_settings(settings))
+    if models_dir is not None:
+        resources["models"] = ModelRegistryResource(store=resources["store"], models_dir=str(models_dir))
+    level = "DEBUG" if logging.getLogger().isEnabledFor(logging.DEBUG) else "CRITICAL"
     try:
-        result = run_flight(settings, site, flight, assets=assets, run_config=run_config)
+        result = run_flight(settings, site, flight, resources=resources, assets=assets, run_config=run_config,
+                            log_level=level)  # fmt: skip
     except InvalidKey as exc:
         raise click.BadParameter(str(exc)) from exc
     if as_json:
@@ -70,7 +80,7 @@ def format_result(result) -> str:
         if not check["passed"]:
             lines.append(f"  check failed: {name} {json.dumps(check['metadata'], default=str)[:200]}")
     for failure in result.failures:
-        lines.append(f"  step failed: {failure.splitlines()[0][:300]}")
+        lines.append(f"  step failed: {failure.splitlines()[0]}")
     out = result.outputs
     if out.get("html_reports"):
         lines.append(f"  report: {out['html_reports'][0]}")

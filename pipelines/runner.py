@@ -16,6 +16,7 @@ from objectstore import keys
 from skyinspect.config import Settings
 
 log = logging.getLogger(__name__)
+FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 
 
 @dataclass
@@ -56,6 +57,7 @@ def local_instance(settings: Settings) -> Any:
     """A persistent DagsterInstance (SQLite) under :func:`dagster_home`."""
     import dagster as dg
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations of the SQLite storages
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -154,6 +156,7 @@ def run_flight(
         }
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
-        out.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+        message = error.message.strip() if error else "failed"
+        out.failures.append(f"{event.step_key}: {message.removeprefix(FAILURE_PREFIX)}")
     out.outputs = outputs_of(settings, site, flight)
     return out
