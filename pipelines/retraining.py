@@ -365,6 +365,7 @@ retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
     description="Retrain one domain's detector and promote it only if it beats the champion on the holdout.",
+    tags={"skyinspect/job": "retrain"},
 )
 
 
