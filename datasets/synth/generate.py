@@ -80,6 +80,8 @@ class SynthFlight:
     """defect index → its registry entry (without the frames it is seen in)."""
     write_site: Callable[[Path], None]
     flight_yaw: list[float] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)
+    """Wind: per frame {"turbine", "blade", "side", "radius_m", "pose"} (empty for PV)."""
 
     def render(self, i: int, with_masks: bool = False) -> FrameOutput:
         """Render frame ``i`` (deterministic); with_masks adds per-defect (H, W) bool masks to its truth."""
@@ -161,12 +163,10 @@ def build_flight(
         raise ValueError(f"defect_rate must be >= 0, got {rate}")
     if altitude_m is not None:
         dist = float(altitude_m)
-    else:
-        # the GSD defaults refer to the camera's native resolution; a smaller image size keeps the distance
-        native = CAMERAS[dom]
-        dist = (gsd_cm if gsd_cm is not None else d["gsd_cm"]) / 100.0 * native.focal_px
-        if gsd_cm is not None:
-            dist = gsd_cm / 100.0 * cam.focal_px
+    elif gsd_cm is not None:  # an explicit GSD is what the frames get, at the requested image size
+        dist = gsd_cm / 100.0 * cam.focal_px
+    else:  # the default GSD is the native camera's: a smaller image size keeps the flight, with coarser pixels
+        dist = d["gsd_cm"] / 100.0 * CAMERAS[dom].focal_px
     if not 1.0 <= dist <= 500.0:
         raise ValueError(f"camera distance {dist:.1f} m (from altitude/GSD) is outside 1..500 m")
     origin = _origin(seed, lat, lon)

@@ -94,7 +94,7 @@ def module_template(geom: ModuleGeom, style: str, rng: np.random.Generator) -> t
     var = cell_var[ri_c, ci_c]
     if style == "poly":
         cell = np.array([0.62, 0.34, 0.17], np.float32)
-        grain = textures.periodic_noise(rng, max(h, w), 0.01 / res, 2)[:h, :w]
+        grain = textures.periodic_noise(rng, 1 << (max(h, w) - 1).bit_length(), 0.01 / res, 2)[:h, :w]
         tex = 1.0 + 0.12 * grain
     else:
         cell = np.array([0.30, 0.20, 0.15], np.float32) if style == "mono" else np.array([0.34, 0.24, 0.19])

@@ -7,17 +7,30 @@ import numpy as np
 
 
 def periodic_noise(rng: np.random.Generator, size: int, scale_px: float, octaves: int = 4) -> np.ndarray:
-    """(size, size) float32 tileable noise, zero mean, unit std, dominant feature size ``scale_px`` (+ octaves)."""
+    """(size, size) float32 tileable noise, zero mean, unit std, dominant feature size ``scale_px`` (+ octaves).
+
+    ``size`` must be a power of two. Coarse octaves are synthesised on a smaller periodic grid and upsampled,
+    so a 2048² texture costs little more than its finest octave.
+    """
+    if size & (size - 1):
+        raise ValueError(f"periodic noise size must be a power of two, got {size}")
     out = np.zeros((size, size), np.float32)
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    f = np.sqrt(fx**2 + fy**2)
     amp = 1.0
     for o in range(octaves):
         s = scale_px / (2**o)
-        white = rng.standard_normal((size, size)).astype(np.float32)
-        spec = np.fft.rfft2(white) * np.exp(-0.5 * (f * s * 2.0) ** 2)
-        layer = np.fft.irfft2(spec, s=(size, size)).astype(np.float32)
+        factor = 1
+        while factor * 2 <= s / 3.0 and size // (factor * 2) >= 16:
+            factor *= 2
+        m = size // factor
+        fy = np.fft.fftfreq(m)[:, None]
+        fx = np.fft.rfftfreq(m)[None, :]
+        white = rng.standard_normal((m, m)).astype(np.float32)
+        spec = np.fft.rfft2(white) * np.exp(-0.5 * (np.sqrt(fx**2 + fy**2) * (s / factor) * 2.0) ** 2)
+        layer = np.fft.irfft2(spec, s=(m, m)).astype(np.float32)
+        if factor > 1:  # periodic upsampling: wrap-pad, resize, cut one period
+            padded = np.pad(layer, 2, mode="wrap")
+            up = cv2.resize(padded, ((m + 4) * factor, (m + 4) * factor), interpolation=cv2.INTER_CUBIC)
+            layer = up[2 * factor : 2 * factor + size, 2 * factor : 2 * factor + size]
         layer /= layer.std() + 1e-9
         out += amp * layer
         amp *= 0.5

@@ -704,5 +704,5 @@ def build_wind_flight(dom, cam, images, seed, standoff, overlap, rate, origin, c
         registry_fn,
         write_site,
     )
-    flight.frames = frames  # type: ignore[attr-defined]
+    flight.frames = frames
     return flight

@@ -196,7 +196,7 @@ def test_bad_arguments_raise(kwargs: dict, error: type, match: str) -> None:
 def test_every_wind_side_renders_with_matching_masks() -> None:
     """One frame of each blade side (the tiny session flight only reaches the first sides)."""
     flight = build_flight("wind-rgb", 120, 11, image_size=(480, 360), defect_rate=6.0)
-    frames = flight.frames  # type: ignore[attr-defined]
+    frames = flight.frames
     seen_sides = set()
     boxes = 0
     for i, fr in enumerate(frames):
