@@ -8,6 +8,7 @@ stage's own schema validator, and a site layout of four module polygons.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,14 +225,12 @@ def csrf_of(client: Any, path: str = "/") -> str:
     return m.group(1)
 
 
-@pytest.fixture
-def review_env(object_store: ObjectStore, s3_settings: Settings, tmp_path: Path) -> Iterator[ReviewEnv]:
-    """The review app on a fresh bucket holding site S1, with users viewer1, rev1, rev2 and admin1."""
+def _make_env(store: ObjectStore, s3_settings: Settings, data_dir: Path) -> ReviewEnv:
     from review import auth, db
     from review.app import create_app
 
-    write_site(object_store)
-    settings = s3_settings.replace(s3_bucket=object_store.bucket, data_dir=tmp_path / "data")
+    write_site(store)
+    settings = s3_settings.replace(s3_bucket=store.bucket, data_dir=data_dir)
     db_url = db.default_url(settings)
     engine = db.connect(db_url)
     for name, role in (
@@ -242,9 +241,26 @@ def review_env(object_store: ObjectStore, s3_settings: Settings, tmp_path: Path)
     ):
         auth.add_user(engine, name, role, PASSWORD)
     engine.dispose()
-    app = create_app(settings, db_url=db_url, store=object_store)
-    yield ReviewEnv(settings, object_store, app, db_url)
-    app.state.review.engine.dispose()
+    return ReviewEnv(settings, store, create_app(settings, db_url=db_url, store=store), db_url)
+
+
+@pytest.fixture
+def review_env(object_store: ObjectStore, s3_settings: Settings, tmp_path: Path) -> Iterator[ReviewEnv]:
+    """The review app on a fresh bucket holding site S1, with users viewer1, rev1, rev2 and admin1."""
+    env = _make_env(object_store, s3_settings, tmp_path / "data")
+    yield env
+    env.app.state.review.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def review_env_shared(s3_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewEnv]:
+    """Like ``review_env``, shared by a module's tests that only read (or are refused before writing)."""
+    store = ObjectStore.from_settings(s3_settings, bucket=f"t-{secrets.token_hex(6)}")
+    store.ensure_bucket()
+    env = _make_env(store, s3_settings, tmp_path_factory.mktemp("review") / "data")
+    yield env
+    env.app.state.review.engine.dispose()
+    store.remove_bucket(force=True)
 
 
 @pytest.fixture

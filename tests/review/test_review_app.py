@@ -88,8 +88,8 @@ def test_list_imports_on_demand_and_filters(review_env, login) -> None:
         ("status=pending&flight=F2&class=bypass_diode", {("F2", "F0002")}),
     ],
 )
-def test_filters(review_env, login, query: str, expected: set) -> None:
-    c = login("viewer1")
+def test_filters(review_env_shared, query: str, expected: set) -> None:
+    c = review_env_shared.client("viewer1")
     rows = c.get(f"/api/sites/{SITE}/findings?{query}").json()["findings"]
     assert {(f["flight"], f["finding_id"]) for f in rows} == expected
     page = c.get(f"/sites/{SITE}?{query}").text
@@ -273,8 +273,8 @@ BAD_API = [
 
 
 @pytest.mark.parametrize(("path", "body", "csrf", "status", "text"), BAD_API)
-def test_bad_api_requests_get_clear_4xx(review_env, login, path, body, csrf, status, text) -> None:
-    c = login("rev1")
+def test_bad_api_requests_get_clear_4xx(review_env_shared, path, body, csrf, status, text) -> None:
+    c = review_env_shared.client("rev1")
     token = {"none": None, "wrong": "0" * 64, "ok": csrf_of(c, f"/sites/{SITE}")}[csrf]
     r = _api_post(c, path, body, token)
     assert r.status_code == status, r.text
@@ -298,8 +298,8 @@ def test_bad_api_requests_get_clear_4xx(review_env, login, path, body, csrf, sta
         ("post", "/sites/S1/F1/F0001", 403, "CSRF"),
     ],
 )
-def test_bad_page_requests(review_env, login, method, path, status, text) -> None:
-    c = login("rev1")
+def test_bad_page_requests(review_env_shared, method, path, status, text) -> None:
+    c = review_env_shared.client("rev1")
     c.get(f"/sites/{SITE}")  # import
     r = c.get(path) if method == "get" else c.post(path, data={"version": "1", "action": "confirm"})
     assert r.status_code == status
@@ -310,9 +310,9 @@ def test_bad_page_requests(review_env, login, method, path, status, text) -> Non
         assert r.headers["content-type"].startswith("text/html")
 
 
-def test_images_are_proxied_and_no_credentials_reach_the_browser(review_env, login) -> None:
-    c = login("rev1")
-    s = review_env.settings
+def test_images_are_proxied_and_no_credentials_reach_the_browser(review_env_shared) -> None:
+    c = review_env_shared.client("rev1")
+    s = review_env_shared.settings
     bodies = []
     for path in (
         f"/sites/{SITE}",
