@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -212,25 +211,29 @@ def _rss_peak(onnx_path: Path, files_dir: Path, tmp: Path, threads: int) -> dict
         "--out",
         str(tmp / "rss-out"),
     ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log_out, log_err = tmp / "rss.out", tmp / "rss.err"
+    with log_out.open("w") as fo, log_err.open("w") as fe:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=fo, stderr=fe)
     sampled = [0]
 
     def sample() -> None:
         try:
             p = psutil.Process(proc.pid)
-            while proc.poll() is None:
+            while True:
                 sampled[0] = max(sampled[0], p.memory_info().rss)
                 time.sleep(0.05)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
             pass
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    out, err = proc.communicate(timeout=1800)
-    t.join()
+    _, status, usage = os.wait4(proc.pid, 0)  # the rusage of THIS child only (kernel peak RSS, KiB on Linux)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    t.join(timeout=5)
+    out = log_out.read_text()
     if proc.returncode != 0:
-        raise RuntimeError(f"skyinspect-edge run failed: {err[-2000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far: this one
+        raise RuntimeError(f"skyinspect-edge run failed: {log_err.read_text()[-2000:]}")
+    peak_kb = usage.ru_maxrss
     return {
         "step": "resident memory",
         "method": "skyinspect-edge run --once (sliced 4000×3000, nano)",
@@ -275,7 +278,7 @@ def run(quick: bool = False) -> dict:
         "edge-durable adds the thumbnail, the SQLite commit (synchronous=FULL) and the JSONL fsync: the real per-frame cost",
         "slicing: overhead = pipeline / model-only over the same tiles (tensors prepared beforehand); merge_ms is the "
         "NMS + greedy-merge share",
-        "RSS: ru_maxrss of the child process (kernel peak); rss_sampled_mb: psutil every 50 ms",
+        "RSS: ru_maxrss of that child from wait4 (kernel peak); rss_sampled_mb: psutil every 50 ms",
         "one run, methods interleaved per image with the first rotated; 2 warm-up calls each; machine shared",
     ]
     return {
