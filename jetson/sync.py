@@ -26,6 +26,9 @@ from objectstore.client import ObjectStore, ObjectStoreError
 
 logger = logging.getLogger(__name__)
 
+STORE_WIDE = frozenset({"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+"""S3 error codes that fail every upload alike: the round stops at the first instead of trying the whole batch."""
+
 
 def backoff_s(attempts: int, cfg: SyncConfig, rng: random.Random | None = None) -> float:
     """Delay before retry number ``attempts`` (1 = after the first failure), with ±20 % jitter."""
@@ -87,7 +90,8 @@ class Syncer:
                 delay = backoff_s(item.attempts + 1, self.cfg)
                 self.outbox.mark_failed(item.result_id, str(exc), delay)
                 report.failed += 1
-                transient = not isinstance(exc, ObjectStoreError) or exc.transient
+                # unreachable, or refusing every upload (no bucket, bad keys): stop the round, retry later
+                transient = not isinstance(exc, ObjectStoreError) or exc.transient or exc.code in STORE_WIDE
                 logger.warning(
                     "sync of result %s failed (attempt %d, retry in %.0fs): %s",
                     item.result_id,

@@ -248,3 +248,14 @@ def test_kill_9_during_run_neither_skips_nor_duplicates_a_frame(
     assert sorted(Path(r["source"]).name for r in stored.values()) == sorted(p.name for p in images)
     lines = [json.loads(x) for x in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
     assert sorted(r["result_id"] for r in lines) == sorted(produced)  # the local JSONL: each frame once too
+
+
+def test_a_missing_bucket_stops_the_round_at_the_first_result(s3_settings, tmp_path):
+    store = ObjectStore.from_settings(s3_settings, bucket="no-such-bucket-edge")
+    with Outbox(tmp_path / "q.sqlite") as box:
+        box.begin_source("s", "video", "/v.mp4", 1, 1)
+        for i in range(3):
+            box.add_result(f"r{i}", "s", i, {"result_id": f"r{i}"})
+        report = Syncer(box, store, DEVICE, SyncConfig()).sync_round()
+        assert (report.uploaded, report.failed, report.store_down) == (0, 1, True)
+        assert "NoSuchBucket" in box.get_state("last_sync_error")
