@@ -335,6 +335,8 @@ def _draw_wind_defect(d: WindDefect, q: float, rng: np.random.Generator, lo: flo
         return
     else:
         raise ValueError(f"no wind renderer for class {cls!r}")
+    # fade out toward the patch border so no shape is ever cut by its rectangle
+    alpha = alpha * np.clip((1.0 - np.maximum(np.abs(nx), np.abs(ny))) * 6.0, 0.0, 1.0)
     d.patch_rgba = np.dstack([col, alpha]).astype(np.float32)
     d.mask = np.where(alpha > 0.3, 255, 0).astype(np.uint8)
     if cls == "crack":  # a hairline: its label region is the line plus the stress-whitened rim around it
