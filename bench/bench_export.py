@@ -35,37 +35,49 @@ def _tiny_model(work: Path) -> Any:
     return train_tiny_model(work / "tiny")
 
 
+def _export_all(source: Any, tiny: Any, out: Path, imgsz: int, calib_count: int) -> dict[str, Path]:
+    """fp32 / fp16 / int8 (conv only, the default) / int8 (all ops) files of one input size."""
+    from onnx_export.export import ExportConfig, export_model
+
+    size = (imgsz, imgsz)
+    main = export_model(source, ExportConfig(out=out / "main", imgsz=size, half=True, int8=True,
+                                             calib=tiny.data_yaml, calib_count=calib_count))  # fmt: skip
+    allops = export_model(source, ExportConfig(out=out / "allops", imgsz=size, int8=True, calib=tiny.data_yaml,
+                                               calib_count=calib_count, int8_ops="all"))  # fmt: skip
+    files = {v.precision: v.path for v in main.variants}
+    files["int8-allops"] = allops.variants[-1].path
+    return files
+
+
 def run(quick: bool) -> dict[str, Any]:
     from detection.images import read_image
     from detection.inference import Detector
     from detection.torch_backend import TorchBackend
-    from onnx_export.export import ExportConfig, export_model
     from onnx_export.source import resolve
     from onnx_export.verify import verify
 
     imgsz = QUICK_IMGSZ if quick else IMGSZ
     rounds = 3 if quick else 10
+    order = ("fp32", "fp16", "int8", "int8-allops")
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         work = Path(tmp)
         tiny = _tiny_model(work)
         source = resolve(str(tiny.weights))
-        result = export_model(
-            source,
-            ExportConfig(out=work / "out", imgsz=(imgsz, imgsz), half=True, int8=True, calib=tiny.data_yaml,
-                         calib_count=24),
-        )  # fmt: skip
-        files = {v.precision: v.path for v in result.variants}
-        allops = export_model(
-            source,
-            ExportConfig(out=work / "allops", imgsz=(imgsz, imgsz), int8=True, calib=tiny.data_yaml, calib_count=24,
-                         int8_ops="all"),
-        )  # fmt: skip
-        files["int8-allops"] = allops.variants[-1].path
+        # accuracy at the size the model was trained for (its objects' scale), speed at a production size
+        native = _export_all(source, tiny, work / "native", source.imgsz[0], calib_count=24)
+        report = verify(
+            tiny.weights, [native[p] for p in order], tiny.data_yaml, match_conf=0.05, opencv=False
+        )
+        maps = {"pytorch": report.torch_map50}
+        maps.update({f"onnx-{p}": v.map50 for p, v in zip(order, report.variants, strict=True)})
+        deltas = {f"onnx-{p}": v.delta_points for p, v in zip(order, report.variants, strict=True)}
+        files = _export_all(source, tiny, work / "speed", imgsz, calib_count=8)
+        sizes = {f"onnx-{p}": f.stat().st_size / 1e6 for p, f in files.items()}
         images = sorted((tiny.data_yaml.parent / "images" / "val").glob("*.png"))
         torch_backend = TorchBackend(tiny.weights)
-        dets = {p: Detector.from_onnx(f, providers=["CPUExecutionProvider"]) for p, f in files.items()}
+        dets = {p: Detector.from_onnx(files[p], providers=["CPUExecutionProvider"]) for p in order}
         tensors = [dets["fp32"].prepare([read_image(p)])[0] for p in images]
-        runners = {"pytorch": torch_backend.run, **{f"onnx-{p}": d.backend.run for p, d in dets.items()}}
+        runners = {"pytorch": torch_backend.run, **{f"onnx-{p}": dets[p].backend.run for p in order}}
         for fn in runners.values():  # warm-up
             fn(tensors[0])
         times: dict[str, list[float]] = {k: [] for k in runners}
@@ -75,37 +87,31 @@ def run(quick: bool) -> dict[str, Any]:
                     t = time.perf_counter()
                     fn(x)
                     times[name].append(time.perf_counter() - t)
-        order = ("fp32", "fp16", "int8", "int8-allops")
-        report = verify(
-            tiny.weights, [files[p] for p in order], tiny.data_yaml, match_conf=0.05, opencv=False
-        )
-        maps = {
-            "pytorch": report.torch_map50,
-            **{f"onnx-{p}": v.map50 for p, v in zip(order, report.variants, strict=True)},
-        }
-        deltas = {f"onnx-{p}": v.delta_points for p, v in zip(order, report.variants, strict=True)}
-        sizes = {f"onnx-{p}": f.stat().st_size / 1e6 for p, f in files.items()}
     mean = {k: float(np.mean(v)) for k, v in times.items()}
     rows = []
     for name, t in times.items():
         ms = np.asarray(t) * 1000
         rows.append({
             "model": name,
-            "imgsz": imgsz,
+            "latency_imgsz": imgsz,
             "p50_ms": round(float(np.percentile(ms, 50)), 2),
             "p95_ms": round(float(np.percentile(ms, 95)), 2),
-            "img_per_s": round(1.0 / mean[name], 1),
+            "img_per_s": round(1.0 / mean[name], 2),
             "speed_vs_fp32": round(mean["onnx-fp32"] / mean[name], 2),
-            "mAP50": round(maps[name], 4),
+            f"mAP50@{source.imgsz[0]}": round(maps[name], 4),
             "delta_pts": round(deltas.get(name, 0.0), 2),
             "size_MB": round(sizes.get(name, 0.0), 2) or "-",
         })  # fmt: skip
-    speedup = mean["onnx-fp32"] / mean["onnx-int8"]
-    int8_ok = speedup >= 1.5 and abs(deltas["onnx-int8"]) <= 2.0
+    best = max(("onnx-int8", "onnx-int8-allops"), key=lambda k: mean["onnx-fp32"] / mean[k])
+    speedup = mean["onnx-fp32"] / mean[best]
+    int8_ok = speedup >= 1.5 and abs(deltas[best]) <= 2.0
     notes = [
-        f"{len(images)} validation images x {rounds} rounds, batch 1, interleaved; {os.cpu_count()} CPUs; "
+        f"Latency: {len(images)} validation images x {rounds} rounds at {imgsz}x{imgsz}, batch 1, interleaved; "
+        f"{os.cpu_count()} CPUs (shared with other jobs: absolute times are inflated, ratios are what counts); "
         "only the backend call is timed.",
-        f"INT8 vs FP32 on this CPU: {speedup:.2f}x, mAP50 {deltas['onnx-int8']:+.2f} points -> "
+        f"mAP50: the {len(images)}-image validation split at the training size {source.imgsz[0]} (the tiny model "
+        "detects nothing when its 128 px objects are blown up to 640), full inference core, vs PyTorch.",
+        f"Fastest INT8 ({best}) vs FP32 on this CPU: {speedup:.2f}x, mAP50 {deltas[best]:+.2f} points -> "
         + (
             "recommend INT8 for CPU sites."
             if int8_ok
@@ -117,4 +123,8 @@ def run(quick: bool) -> dict[str, Any]:
         "The model is the tests' tiny 30-epoch model on a 12-image validation split: mAP deltas are noisy; "
         "re-run on a production model before deciding.",
     ]
-    return {"title": f"Export precisions on CPU (yolo11n, {imgsz}x{imgsz})", "rows": rows, "notes": notes}
+    return {
+        "title": f"Export precisions on CPU (yolo11n; latency {imgsz}x{imgsz})",
+        "rows": rows,
+        "notes": notes,
+    }
