@@ -7,7 +7,8 @@ with the ETag it had. Each tick lists ``raw/``, and a manifest whose key is new 
 flight was re-ingested with different content) gets a run; the cursor then holds the current set. The cursor is
 committed by Dagster together with the run requests, and each run request carries the run key
 ``"{partition}@{etag}"``, which Dagster never launches twice — so after a restart (or a lost cursor) no flight is
-processed twice, and nothing ingested while the daemon was down is missed.
+processed twice, and nothing ingested while the daemon was down is missed. A flight whose current manifest was
+already processed completely by some other run (``skyinspect run``) is recorded without a new run.
 
 Cost: one recursive listing of ``raw/`` per tick (S3 returns 1,000 keys a page); on very large buckets raise
 ``minimum_interval_seconds``.
@@ -73,8 +74,33 @@ def list_manifests(store: Any) -> dict[str, tuple[str, str, str]]:
     return found
 
 
-def evaluate_flights(store: Any, cursor: str | None, existing_partitions: set[str]) -> dg.SensorResult:
-    """The sensor's decision for the current store contents (pure apart from the listing)."""
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def already_processed(instance: Any, pk: str, etag: str) -> bool:
+    """True when one run materialized both ``flight_manifest`` (at data version = ``etag``) and ``flight_reports``
+    for partition ``pk`` — e.g. `skyinspect run` did it before the daemon saw the flight."""
+    latest: dict[str, Any] = {}
+    for name in ("flight_manifest", "flight_reports"):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[pk]), limit=1
+        ).records
+        if not records:
+            return False
+        latest[name] = records[0]
+    manifest = latest["flight_manifest"]
+    version = (manifest.asset_materialization.tags or {}).get(DATA_VERSION_TAG)
+    return version == etag and manifest.run_id == latest["flight_reports"].run_id
+
+
+def evaluate_flights(
+    store: Any, cursor: str | None, existing_partitions: set[str], instance: Any | None = None
+) -> dg.SensorResult:
+    """The sensor's decision for the current store contents (pure apart from the listing and the instance).
+
+    With ``instance``, a flight whose current manifest was already processed completely (:func:`already_processed`)
+    is recorded in the cursor without a new run.
+    """
     seen = parse_cursor(cursor)
     current = list_manifests(store)
     runs: list[dg.RunRequest] = []
@@ -83,6 +109,9 @@ def evaluate_flights(store: Any, cursor: str | None, existing_partitions: set[st
         if seen.get(key) == etag:
             continue
         pk = partition_key(site, flight)
+        if instance is not None and pk in existing_partitions and already_processed(instance, pk, etag):
+            log.info("%s: manifest %s already processed; not requesting a run", pk, etag)
+            continue
         if pk not in existing_partitions and pk not in new_partitions:
             new_partitions.append(pk)
         runs.append(
@@ -124,10 +153,11 @@ def build_flight_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource) -> dg.SensorResult:
         existing: set[str] = set()
-        if _has_instance(context):
-            existing = set(context.instance.get_dynamic_partitions(flights_partitions.name))
+        instance = context.instance if _has_instance(context) else None
+        if instance is not None:
+            existing = set(instance.get_dynamic_partitions(flights_partitions.name))
         with store.client() as client:
-            return evaluate_flights(client, context.cursor, existing)
+            return evaluate_flights(client, context.cursor, existing, instance)
 
     return _sensor
 

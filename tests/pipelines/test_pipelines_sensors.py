@@ -15,6 +15,14 @@ from pipelines.sensors import build_flight_sensor, make_cursor, parse_cursor
 from skyinspect.config import Settings
 
 
+def _has_findings() -> bool:
+    try:
+        from findings.api import process_flight  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.fixture
 def instance(tmp_path: Path):
     with dg.DagsterInstance.local_temp(mkdir(tmp_path / "dagster")) as inst:
@@ -113,3 +121,22 @@ def test_cursor_round_trip_is_canonical() -> None:
     state = {"raw/b/f/manifest.json": "e2", "raw/a/f/manifest.json": "e1"}
     assert parse_cursor(make_cursor(state)) == state
     assert make_cursor(state) == make_cursor(dict(reversed(list(state.items()))))
+
+
+@pytest.mark.skipif(not _has_findings(), reason="findings.api.process_flight has not landed")
+def test_a_flight_already_processed_by_skyinspect_run_is_not_run_again(
+    object_store, pipeline_settings: Settings, pipeline_resources: dict, wind_flight: Path, instance
+) -> None:
+    from pipelines.runner import run_flight
+
+    ingest(wind_flight / "flight", object_store, pipeline_settings, "F-done")
+    ingest(wind_flight / "flight", object_store, pipeline_settings, "F-partial")
+    assert run_flight(
+        pipeline_settings, SITE, "F-done", resources=pipeline_resources, instance=instance
+    ).success
+    partial = run_flight(pipeline_settings, SITE, "F-partial", resources=pipeline_resources, instance=instance,
+                         assets=["flight_manifest", "flight_detections"])  # fmt: skip
+    assert partial.success
+    result = _tick(build_flight_sensor(), instance, pipeline_resources, None)
+    assert [r.partition_key for r in result.run_requests] == [partition_key(SITE, "F-partial")]
+    assert len(parse_cursor(result.cursor)) == 2  # both recorded: neither is looked at again
