@@ -55,10 +55,10 @@ findings = sa.Table(
     sa.Column("orig_xyxy", sa.JSON, nullable=False),
     sa.Column("xyxy", sa.JSON, nullable=False),
     sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("doc", sa.JSON, nullable=False),
     # the finding as findings.json had it (evidence, location, asset, grade ...)
-    sa.Column("frames", sa.JSON, nullable=False),
+    sa.Column("doc", sa.JSON, nullable=False),
     # relative path -> {key, width, height} of every evidence frame (from the flight manifest)
+    sa.Column("frames", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, default="pending"),
     sa.Column("version", sa.Integer, nullable=False, default=1),
     sa.Column("reviewer", sa.String(64)),

@@ -117,18 +117,22 @@ def apply_decision(
         DecisionError: the decision is invalid for this finding.
         Conflict: ``decision.version`` is not the finding's current version.
     """
-    with engine.begin() as conn:
+    # Read and check first, then write in a transaction whose first statement is the guarded UPDATE: it takes
+    # the write lock at once (SQLite cannot upgrade a stale read snapshot) and matches only the version the
+    # reviewer saw, so "before" is exactly the row that was read.
+    with engine.connect() as conn:
         row = get_finding(conn, site, flight, finding_id)
-        if row is None:
-            raise NotFound(f"finding {finding_id} of {site}/{flight} is not in the review database")
-        changes = _changes(row, decision)
-        stamp = now_iso()
-        changes.update(
-            version=decision.version + 1,
-            reviewer=user,
-            reviewed_at=stamp,
-            comment=decision.comment.strip() or None,
-        )
+    if row is None:
+        raise NotFound(f"finding {finding_id} of {site}/{flight} is not in the review database")
+    changes = _changes(row, decision)
+    stamp = now_iso()
+    changes.update(
+        version=decision.version + 1,
+        reviewer=user,
+        reviewed_at=stamp,
+        comment=decision.comment.strip() or None,
+    )
+    with engine.begin() as conn:
         result = conn.execute(
             sa.update(findings)
             .where(

@@ -1,8 +1,8 @@
 """Idempotent import of a site's findings (``results/{site}/{flight}/findings.json``) into the review database.
 
 A finding is keyed by (site, flight, finding id). Importing again never touches a finding a reviewer has
-already changed (its decisions and version stay); an untouched (pending, version 1) finding is refreshed when
-the flight's findings were rebuilt. Findings documents are checked with the findings stage's own schema.
+already decided on (its decisions and version stay); a finding nobody reviewed yet is refreshed (new version,
+audit entry ``refresh``) when the flight's findings were rebuilt. Findings documents are checked with the findings stage's own schema.
 """
 
 from __future__ import annotations
@@ -98,6 +98,16 @@ def _row(
     }
 
 
+def _summary(row: dict[str, Any], status: str, version: int) -> dict[str, Any]:
+    return {
+        "class_name": row["class_name"],
+        "severity": row["severity"],
+        "xyxy": row["xyxy"],
+        "status": status,
+        "version": version,
+    }
+
+
 def import_flight(
     engine: sa.Engine, store: ObjectStore, site: str, flight: str, result: ImportResult
 ) -> None:
@@ -116,7 +126,7 @@ def import_flight(
             row = _row(site, flight, doc, f, frames)
             pk = (findings.c.site == site, findings.c.flight == flight, findings.c.finding_id == f["id"])
             existing = conn.execute(
-                sa.select(findings.c.version, findings.c.status, findings.c.source_generated).where(*pk)
+                sa.select(findings.c.version, findings.c.reviewer, findings.c.source_generated).where(*pk)
             ).first()
             if existing is None:
                 conn.execute(
@@ -131,23 +141,33 @@ def import_flight(
                         time=stamp,
                         action="import",
                         before=None,
-                        after={
-                            "class_name": row["class_name"],
-                            "severity": row["severity"],
-                            "xyxy": row["xyxy"],
-                            "status": "pending",
-                            "version": 1,
-                        },
+                        after=_summary(row, "pending", 1),
                         comment=f"from {key}",
                     )
                 )
                 result.inserted += 1
-            elif (
-                existing.version == 1
-                and existing.status == "pending"
-                and (existing.source_generated != row["source_generated"])
-            ):
-                conn.execute(sa.update(findings).where(*pk).values(**row, imported_at=stamp))
+            elif existing.reviewer is None and existing.source_generated != row["source_generated"]:
+                # never reviewed and the findings were rebuilt: take the new ones; the version moves on so a
+                # reviewer still looking at the old finding gets a conflict instead of deciding on stale data
+                version = existing.version + 1
+                conn.execute(
+                    sa.update(findings)
+                    .where(*pk, findings.c.version == existing.version)
+                    .values(**row, version=version, imported_at=stamp)
+                )
+                conn.execute(
+                    sa.insert(audit).values(
+                        site=site,
+                        flight=flight,
+                        finding_id=f["id"],
+                        user="import",
+                        time=stamp,
+                        action="refresh",
+                        before=None,
+                        after=_summary(row, "pending", version),
+                        comment=f"rebuilt {key}",
+                    )
+                )
                 result.refreshed += 1
             else:
                 result.unchanged += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,10 +18,12 @@ def review_status(
 
     ``status`` is ``pending`` (not reviewed), ``confirmed`` or ``rejected``; ``class_name``/``severity`` are the
     reviewed values (they differ from findings.json when a reviewer changed them). Findings that were never
-    imported into the review database are absent. The database is ``db_url`` or the default under
+    imported into the review database are absent (all of them when there is no database yet). The database is ``db_url`` or the default under
     ``settings.data_dir`` (settings loaded when not given).
     """
     url = db_url or default_url(settings or load_settings())
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return {}  # nobody reviewed anything on this machine yet: do not create a database for it
     engine = connect(url)
     try:
         with engine.connect() as conn:

@@ -54,7 +54,7 @@ def test_user_add_list_and_duplicate(env, tmp_path: Path) -> None:
         _run(env, "user", "add", "alice", "--role", "viewer", "--replace", stdin="another-pass\n").exit_code
         == 0
     )
-    assert _run(env, "user", "list").output.splitlines() == ["alice\tviewer"]
+    assert _run(env, "user", "list").stdout.splitlines() == ["alice\tviewer"]
     raw = (tmp_path / "data" / "review" / "review.db").read_bytes()
     assert b"another-pass" not in raw and b"s3cret-enough" not in raw
 
@@ -62,8 +62,8 @@ def test_user_add_list_and_duplicate(env, tmp_path: Path) -> None:
 def test_import_and_export_commands(env, object_store, tmp_path: Path) -> None:
     r = _run(env, "import", "--site", SITE)
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["inserted"] == 5
-    assert json.loads(_run(env, "import", "--site", SITE, "--flight", "F1").output)["unchanged"] == 3
+    assert json.loads(r.stdout)["inserted"] == 5
+    assert json.loads(_run(env, "import", "--site", SITE, "--flight", "F1").stdout)["unchanged"] == 3
     r = _run(env, "import", "--site", SITE, "--flight", "F7")
     assert r.exit_code == 1 and "F7" in r.output
     r = _run(env, "import", "--site", "../x")
@@ -76,7 +76,7 @@ def test_import_and_export_commands(env, object_store, tmp_path: Path) -> None:
     engine.dispose()
     r = _run(env, "export", "--site", SITE, "--out", str(tmp_path / "out"), "--to-store")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["images"] == 1 and res["boxes"] == 2 and res["domains"] == ["pv-thermal"]
     assert object_store.exists(keys.review_export_prefix(SITE, res["export_id"]) + "pv-thermal/data.yaml")
     assert (tmp_path / "out" / res["export_id"] / "export.json").exists()
@@ -87,3 +87,41 @@ def test_serve_help_and_bad_db(env) -> None:
     assert r.exit_code == 0 and "127.0.0.1" in r.output and "--db" in r.output
     r = _run(env, "user", "list", "--db", "mysql://x")
     assert r.exit_code == 1 and "not supported" in r.output
+
+
+def test_serve_binds_localhost_and_answers(env) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from objectstore.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyinspect.cli", "review", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    page = r.read().decode()
+                    headers = dict(r.headers)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert 'id="login"' in page and "default-src 'self'" in headers["content-security-policy"]
+        assert "server" not in {k.lower() for k in headers}
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if listening:  # ss is there: the app listens on the loopback address only
+            assert [line.split()[3] for line in listening.splitlines()] == [f"127.0.0.1:{port}"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

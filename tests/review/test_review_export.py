@@ -52,7 +52,11 @@ def test_import_is_idempotent_and_keeps_decisions(review_env) -> None:
     )
     with engine.connect() as conn:
         row = db.get_finding(conn, SITE, "F1", "F0001")
+        untouched = db.get_finding(conn, SITE, "F1", "F0002")
+        trail = db.audit_trail(conn, SITE, "F1", "F0002")
     assert row["class_name"] == "soiling" and row["version"] == 2 and row["status"] == "confirmed"
+    assert untouched["version"] == 2 and untouched["source_generated"].startswith("2026-11-30")
+    assert [e["action"] for e in trail] == ["import", "refresh"]
 
 
 def test_review_status(review_env) -> None:
