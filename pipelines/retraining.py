@@ -5,8 +5,9 @@
   later; none is fine), built into one YOLO set (``datasets.build.build_dataset``, split by flight).
 * ``candidate_model``: ``detection.train.train`` on it, registered as the domain's ``candidate``.
 * ``holdout_evaluation``: candidate and champion scored on the FIXED holdout flight (synthetic, seed
-  :data:`HOLDOUT_SEED`, regenerated identically when missing) with ``detection.evaluate``; the candidate is exported
-  to ONNX and verified first (``onnx_export``) when that stage is installed, else evaluated from its ``.pt``.
+  :data:`HOLDOUT_SEED`, regenerated identically when missing) with ``detection.evaluate``; the candidate is first
+  exported to ONNX and verified against its weights (``onnx_export``), and its ONNX is what gets scored and
+  stored as the version's ``onnx`` artifact (what the flight job and the on-site runtime run).
 * ``model_promotion``: :func:`decide_promotion` — the candidate becomes champion only when its holdout mAP50-95
   beats the champion's; otherwise it stays the candidate and the reason is written into its model card
   (``card["promotion"]``).
@@ -251,17 +252,23 @@ def candidate_model(
     )
 
 
-def _export_onnx(weights: Path, imgsz: int) -> tuple[Path | None, str]:
-    """Export + verify via onnx_export when that stage is installed → (onnx path or None, note)."""
-    try:
-        from onnx_export import api as onnx_api  # type: ignore[attr-defined]
-    except ImportError as exc:
-        return None, f"onnx_export not available ({exc}); evaluated the .pt"
-    result = onnx_api.export(weights, imgsz=imgsz)
-    path = Path(getattr(result, "path", result))
-    if hasattr(onnx_api, "verify"):
-        onnx_api.verify(path, weights)
-    return path, "exported and verified by onnx_export"
+def export_and_verify(weights: Path, out: Path, holdout: Path, imgsz: int | None = None) -> tuple[Path, dict]:
+    """Export the candidate to FP32 ONNX (``onnx_export.export.export_model``) and verify it against its PyTorch
+    weights on the holdout flight (``onnx_export.verify.verify_or_raise``) → (ONNX path, verification summary).
+
+    Raises:
+        onnx_export.errors.ExportError: the export failed.
+        onnx_export.errors.VerificationFailed: the ONNX model disagrees with the checkpoint beyond the gates.
+    """
+    from onnx_export.export import ExportConfig, export_model
+    from onnx_export.source import from_file
+    from onnx_export.verify import verify_or_raise
+
+    source = from_file(weights)
+    result = export_model(source, ExportConfig(out=out, imgsz=(imgsz, imgsz) if imgsz else None))
+    onnx = next(v.path for v in result.variants if v.precision == "fp32" and not v.dynamic_batch)
+    report = verify_or_raise(weights, [onnx], holdout, opencv=False)
+    return onnx, {"passed": report.passed, "torch_map50_95": report.torch_map50_95, "images": report.images}
 
 
 @dg.asset(
@@ -288,11 +295,11 @@ def holdout_evaluation(
     holdout = holdout_flight(store, domain, config.holdout_images, config.image_size)
     root = work_dir(store, domain) / "eval"
     pulled = reg.pull(domain, candidate, root / candidate, kinds=["pytorch"])
-    onnx, note = _export_onnx(pulled.path("pytorch"), config.imgsz)
-    if onnx is not None:
-        reg.add_artifact(domain, candidate, onnx, "onnx")
-    model_file = onnx or pulled.path("pytorch")
-    report = evaluate(EvalConfig(model=model_file, data=holdout, out=None, plots=False)).report
+    onnx, verification = export_and_verify(
+        pulled.path("pytorch"), root / candidate / "onnx", holdout, config.imgsz
+    )
+    reg.add_artifact(domain, candidate, onnx, "onnx", info={"verification": verification})
+    report = evaluate(EvalConfig(model=onnx, data=holdout, out=None, plots=False)).report
     reg.add_evaluation(domain, candidate, HOLDOUT_NAME, report)
     champion_score = None
     champion = aliases.get("champion")
@@ -313,7 +320,7 @@ def holdout_evaluation(
             "candidate_" + METRIC: report.get(METRIC),
             "champion_" + METRIC: champion_score,
             "holdout": str(holdout),
-            "export": note,
+            "onnx_verification": verification,
         }
     )
 
