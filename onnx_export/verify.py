@@ -150,7 +150,7 @@ class VerifyReport:
             cv_text = (
                 f"box {cv['max_abs_diff_boxes']:.2g} px, score {cv['max_abs_diff_scores']:.2g}"
                 if cv.get("loaded")
-                else f"not loaded: {cv.get('error_op') or cv.get('error', '?')}"
+                else f"fails at {cv.get('stage')}: {cv.get('error_op') or cv.get('error', '?')}"
                 if cv
                 else "-"
             )
@@ -217,9 +217,27 @@ def match_ious(ref: Any, cand: Any, min_conf: float) -> tuple[np.ndarray, int]:
 
 
 _CV_NODE = re.compile(r"Node \[(?P<op>[\w.]+)@(?P<domain>[\w.]*)\]:\(onnx_node!(?P<node>[^)]*)\)")
-_CV_UNSUPPORTED = re.compile(
-    r"(?:unsupported|not supported|can't create layer)[^\n]*?['\"]?(?P<op>[A-Z]\w+)", re.I
-)
+_CV_LAYER = re.compile(r"/(?P<file>\w+)\.cpp:\d+: error: .*? in function '(?P<func>\w+)'")
+_CV_LAYER_OPS = {"pool": "MaxPool/AveragePool", "conv": "Conv", "eltwise": "Add/Mul", "concat": "Concat",
+                 "resize": "Resize", "softmax": "Softmax", "quantize": "QuantizeLinear/DequantizeLinear"}  # fmt: skip
+
+
+def opencv_error_op(text: str) -> str | None:
+    """The operator (and node, or OpenCV layer) an OpenCV DNN error message points at, if it names one.
+
+    ``Node [NoSuchOp@domain]:(onnx_node!name)`` → ``NoSuchOp (node name)``;
+    ``…/int8layers/pool2_int8_layer.cpp:334: error: … in function 'forward'`` →
+    ``MaxPool/AveragePool (OpenCV pool2_int8_layer.cpp, forward)``.
+    """
+    m = _CV_NODE.search(text)
+    if m is not None:
+        return f"{m.group('op')} (node {m.group('node')})"
+    m = _CV_LAYER.search(text)
+    if m is not None and m.group("file") not in {"onnx_importer", "onnx_importer2", "net_impl", "net"}:
+        stem = m.group("file")
+        op = next((v for k, v in _CV_LAYER_OPS.items() if stem.startswith(k)), stem)
+        return f"{op} (OpenCV {stem}.cpp, {m.group('func')})"
+    return None
 
 
 def opencv_parity(path: Path, batch: np.ndarray, reference: np.ndarray, nc: int) -> dict[str, Any]:
@@ -227,13 +245,15 @@ def opencv_parity(path: Path, batch: np.ndarray, reference: np.ndarray, nc: int)
 
     Returns:
         ``{"loaded", "opencv", "max_abs_diff_boxes", "max_abs_diff_scores"}`` or, when OpenCV fails,
-        ``{"loaded": False, "error", "error_op"}`` naming the operator and node it stopped at.
+        ``{"loaded": False, "stage": "load"|"forward", "error", "error_op"}`` naming the operator it stopped at.
     """
     import cv2
 
     out: dict[str, Any] = {"opencv": cv2.__version__}
+    stage = "load"
     try:
         net = cv2.dnn.readNetFromONNX(str(path))
+        stage = "forward"
         ys = []
         for start in range(len(batch)):  # one image per call: static and dynamic models alike
             net.setInput(np.ascontiguousarray(batch[start : start + 1]))
@@ -241,11 +261,8 @@ def opencv_parity(path: Path, batch: np.ndarray, reference: np.ndarray, nc: int)
         y = np.concatenate(ys)
     except cv2.error as exc:
         text = str(exc)
-        m = _CV_NODE.search(text) or _CV_UNSUPPORTED.search(text)
-        op = None
-        if m is not None:
-            op = m.group("op") + (f" (node {m.group('node')})" if "node" in m.groupdict() else "")
-        return {**out, "loaded": False, "error": " ".join(text.split())[-400:], "error_op": op}
+        return {**out, "loaded": False, "stage": stage, "error": " ".join(text.split())[-400:],
+                "error_op": opencv_error_op(text)}  # fmt: skip
     if y.shape != reference.shape:
         return {**out, "loaded": True, "error": f"output shape {y.shape}, onnxruntime gives {reference.shape}",
                 "max_abs_diff_boxes": float("inf"), "max_abs_diff_scores": float("inf")}  # fmt: skip

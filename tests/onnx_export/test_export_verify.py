@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from onnx_export.verify import Gates, match_ious, opencv_parity, verify
+from onnx_export.verify import Gates, match_ious, opencv_error_op, opencv_parity, verify
 from skyinspect.cli import cli
 
 MATCH_CONF = 0.05
@@ -122,6 +122,21 @@ def test_opencv_names_the_operator_it_cannot_load(tmp_path: Path) -> None:
     out = opencv_parity(path, x, x, nc=0)
     assert out["loaded"] is False
     assert out["error_op"] == "NoSuchOp (node strange_node)"
+
+
+@pytest.mark.parametrize(
+    ("message", "op"),
+    [
+        ("> Node [NoSuchOp@x.y]:(onnx_node!n1) parse error: Can't create layer", "NoSuchOp (node n1)"),
+        ("OpenCV(5.0.0) /io/opencv/modules/dnn/src/int8layers/pool2_int8_layer.cpp:334: error: (-215:Assertion "
+         "failed) inptype == CV_8SC1 || inptype == CV_8UC1 in function 'forward'",
+         "MaxPool/AveragePool (OpenCV pool2_int8_layer.cpp, forward)"),
+        ("OpenCV(5.0.0) /io/opencv/modules/dnn/src/onnx/onnx_importer2.cpp:745: error: (-215:Assertion failed) "
+         "tensor.has_shape() in function 'parseValueInfo'", None),
+    ],
+)  # fmt: skip
+def test_opencv_error_op(message: str, op: str | None) -> None:
+    assert opencv_error_op(message) == op
 
 
 class _D:
