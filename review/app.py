@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "skyinspect_review"
+PRE_COOKIE = "skyinspect_review_login"
 FINDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 IMPORT_EVERY_S = 60.0
 SEVERITY_COLOURS = {
@@ -347,8 +349,24 @@ def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -
     return request.app.state.templates.TemplateResponse(request, name, {**base, **ctx}, status_code=status)
 
 
+def _login_form(request: Request, nxt: str, error: str = "", status: int = 200) -> Response:
+    """The login page with a fresh pre-session CSRF token (cookie + the form's field, bound by HMAC)."""
+    st = _state(request)
+    pre = secrets.token_urlsafe(16)
+    resp = _page(
+        request,
+        "login.html",
+        {"next": nxt, "error": error, "login_csrf": st.signer.csrf_token("login|" + pre)},
+        status,
+    )
+    resp.set_cookie(
+        PRE_COOKIE, pre, max_age=3600, httponly=True, samesite="strict", secure=st.secure_cookie, path="/"
+    )
+    return resp
+
+
 async def login_page(request: Request) -> Response:
-    return _page(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": ""})
+    return _login_form(request, _safe_next(request.query_params.get("next")))
 
 
 def _safe_next(value: str | None) -> str:
@@ -362,12 +380,18 @@ async def login(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     nxt = _safe_next(str(form.get("next", "/")))
+    pre = request.cookies.get(PRE_COOKIE, "")
+    if not pre or not st.signer.check_csrf("login|" + pre, str(form.get("csrf_token", ""))):
+        return _login_form(
+            request, nxt, "The login form expired or was not served by this app: try again.", 403
+        )
     user = await _run(auth.authenticate, st.engine, name, password)
     if user is None:
         log.info("failed login for %r from %s", name[:64], request.client.host if request.client else "?")
-        return _page(request, "login.html", {"next": nxt, "error": "Unknown user or wrong password."}, 401)
+        return _login_form(request, nxt, "Unknown user or wrong password.", 401)
     cookie, _sid = st.signer.issue(user.name)
     resp = RedirectResponse(nxt, status_code=303)
+    resp.delete_cookie(PRE_COOKIE, path="/")
     resp.set_cookie(
         COOKIE,
         cookie,

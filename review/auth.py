@@ -4,7 +4,8 @@
   ``scrypt$n$r$p$salt_hex$hash_hex``; compared in constant time. Nothing stores or logs a password.
 * Sessions: the cookie is ``base64url(json{u, sid, exp}).hmac_sha256`` signed with a server-side secret kept in
   ``<data_dir>/review/secret.key`` (created once, mode 0600). The cookie is HttpOnly and SameSite=Strict.
-* CSRF: every POST carries ``csrf_token`` (form field) or ``X-CSRF-Token`` (header) equal to
+* CSRF: the login form carries ``hmac(secret, "csrf|login|" + nonce)`` bound to a short-lived pre-session
+  cookie holding the nonce; every other POST carries ``csrf_token`` (form field) or ``X-CSRF-Token`` (header) equal to
   ``hmac(secret, "csrf|" + sid)``: only a page the app served to this session knows it.
 """
 

@@ -210,11 +210,17 @@ class ReviewEnv:
 
         c = TestClient(self.app, raise_server_exceptions=False)
         if user:
-            r = c.post(
-                "/login", data={"name": user, "password": PASSWORD, "next": "/"}, follow_redirects=False
-            )
+            r = c.post("/login", data=login_form(c, user, PASSWORD), follow_redirects=False)
             assert r.status_code == 303, r.text
         return c
+
+
+def login_form(client: Any, user: str, password: str, nxt: str = "/") -> dict[str, str]:
+    """The login form's fields as the login page serves them to this client (with its CSRF token)."""
+    page = client.get("/login")
+    m = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert m, "no csrf token on the login page"
+    return {"name": user, "password": password, "next": nxt, "csrf_token": m.group(1)}
 
 
 def csrf_of(client: Any, path: str = "/") -> str:

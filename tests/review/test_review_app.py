@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from review import db
-from tests.review.conftest import PASSWORD, SITE, csrf_of
+from tests.review.conftest import PASSWORD, SITE, csrf_of, login_form
 
 
 def _api_post(client, path: str, body, csrf: str | None):
@@ -33,18 +33,23 @@ def test_login_required_and_wrong_password(review_env) -> None:
     r = anon.get(f"/api/sites/{SITE}/findings")
     assert r.status_code == 401 and r.json()["error"]
     assert anon.get(f"/img/{SITE}/F1/F0001/crop").status_code == 401
-    r = anon.post("/login", data={"name": "rev1", "password": PASSWORD + "x"}, follow_redirects=False)
+    r = anon.post("/login", data=login_form(anon, "rev1", PASSWORD + "x"), follow_redirects=False)
     assert r.status_code == 401 and "wrong password" in r.text
-    r = anon.post("/login", data={"name": "nobody", "password": PASSWORD}, follow_redirects=False)
+    r = anon.post("/login", data=login_form(anon, "nobody", PASSWORD), follow_redirects=False)
     assert r.status_code == 401
+    # a login form not served by the app (login CSRF) is refused even with the right password
+    r = anon.post("/login", data={"name": "rev1", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and "not served by this app" in r.text
+    assert "skyinspect_review=" not in r.headers.get("set-cookie", "")
+    form = login_form(anon, "rev1", PASSWORD)
+    r = review_env.client().post("/login", data=form, follow_redirects=False)  # the token without its cookie
+    assert r.status_code == 403
 
 
 def test_session_cookie_flags_and_tampering(review_env) -> None:
     anon = review_env.client()
     r = anon.post(
-        "/login",
-        data={"name": "rev1", "password": PASSWORD, "next": "//evil.example/"},
-        follow_redirects=False,
+        "/login", data=login_form(anon, "rev1", PASSWORD, "//evil.example/"), follow_redirects=False
     )
     assert r.status_code == 303 and r.headers["location"] == "/"  # no open redirect
     cookie = r.headers["set-cookie"].lower()
