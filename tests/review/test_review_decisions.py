@@ -3,6 +3,7 @@ signed cookies."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -85,3 +86,47 @@ def test_password_hash_and_signer(tmp_path) -> None:
     assert signer.check_csrf(sid, signer.csrf_token(sid)) and not signer.check_csrf(sid, "")
     expired = auth.Signer(secret, ttl_s=-1)
     assert expired.read(expired.issue("alice")[0]) is None
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REVIEW_TEST_POSTGRES_URL"),
+    reason="set REVIEW_TEST_POSTGRES_URL=postgresql://user:pw@127.0.0.1/throwaway_db to test PostgreSQL",
+)
+def test_postgresql_import_decide_race_status(review_env) -> None:
+    """The same flow on PostgreSQL (tables are created and dropped again: point it at a throwaway database)."""
+    from review import db
+    from review.status import review_status
+
+    url = os.environ["REVIEW_TEST_POSTGRES_URL"]
+    engine = db.connect(url)
+    try:
+        assert import_site(engine, review_env.store, SITE).inserted == 5
+        assert import_site(engine, review_env.store, SITE).unchanged == 5
+        apply_decision(
+            engine, SITE, "F1", "F0003", Decision("reclassify", 1, class_name="delamination"), "rev1"
+        )
+        with pytest.raises(Conflict, match="changed by rev1"):
+            apply_decision(engine, SITE, "F1", "F0003", Decision("reject", 1), "rev2")
+        errors: list[BaseException] = []
+
+        def decide(user: str) -> None:
+            try:
+                apply_decision(engine, SITE, "F2", "F0001", Decision("confirm", 1), user)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=decide, args=(u,)) for u in ("rev1", "rev2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(errors) == 1 and isinstance(errors[0], Conflict)
+        got = review_status(SITE, "F1", db_url=url)
+        assert got["F0003"]["status"] == "confirmed" and got["F0003"]["class_name"] == "delamination"
+        with engine.connect() as conn:
+            trail = db.audit_trail(conn, SITE, "F1", "F0003")
+        assert [(e["user"], e["action"]) for e in trail] == [("import", "import"), ("rev1", "reclassify")]
+        assert trail[-1]["before"]["class_name"] == "snail_trail"
+    finally:
+        db.metadata.drop_all(engine)
+        engine.dispose()
