@@ -325,6 +325,9 @@ def _layout(st: ReviewState, site: str) -> dict[str, Any] | None:
         doc = st.store.get_json(keys.site_layout_key(site))
     except (ObjectNotFound, ValueError):
         return None
+    except ObjectStoreError as exc:
+        log.warning("no layout for %s: %s", site, exc)
+        return None
     return doc if isinstance(doc, dict) else None
 
 
@@ -730,6 +733,14 @@ def _taxonomy_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), "status": 400}, status_code=400)
 
 
+async def store_error(request: Request, exc: Exception) -> Response:
+    """The object store failed: 503, without its endpoint, bucket or key in the answer (they are in the log)."""
+    if isinstance(exc, ObjectNotFound):
+        return await http_error(request, HTTPException(404, "not in the object store"))
+    log.warning("object store error on %s %s: %s", request.method, request.url.path, exc)
+    return await http_error(request, HTTPException(503, "the object store is unavailable: try again later"))
+
+
 # ------------------------------------------------------------------------------------------------ app
 def create_app(
     settings: Settings,
@@ -776,6 +787,7 @@ def create_app(
         exception_handlers={
             HTTPException: http_error,
             TaxonomyError: _taxonomy_error,
+            ObjectStoreError: store_error,
             Exception: server_error,
         },
     )

@@ -357,3 +357,25 @@ def test_secret_and_passwords_at_rest(review_env) -> None:
     assert secret.stat().st_mode & 0o777 == 0o600
     raw = (review_env.settings.data_dir / "review" / "review.db").read_bytes()
     assert PASSWORD.encode() not in raw and b"scrypt$" in raw
+
+
+def test_store_down_gives_503_not_a_trace(review_env, tmp_path) -> None:
+    from objectstore.client import ObjectStore
+    from objectstore.server import free_port
+    from review.app import create_app
+    from tests.review.conftest import ReviewEnv
+
+    c = review_env.client("rev1")
+    assert c.get(f"/sites/{SITE}").status_code == 200  # imported while the store is up
+    dead_settings = review_env.settings.replace(s3_endpoint=f"127.0.0.1:{free_port()}")
+    dead = ObjectStore.from_settings(dead_settings)
+    app = create_app(dead_settings, db_url=review_env.db_url, store=dead)
+    c = ReviewEnv(dead_settings, dead, app, review_env.db_url).client("rev1")
+    page = c.get(f"/sites/{SITE}")  # the list comes from the database; the import problem is shown
+    assert page.status_code == 200 and "object store unavailable" in page.text
+    r = c.get(f"/img/{SITE}/F1/F0001/frame/0")
+    assert r.status_code == 503 and r.json()["error"] == "the object store is unavailable: try again later"
+    assert dead_settings.s3_endpoint not in r.text and "Traceback" not in r.text
+    page = c.get(f"/sites/{SITE}/F1/F0001")  # frame sizes come from the database: the page still renders
+    assert page.status_code == 200 and 'id="btn-confirm"' in page.text
+    app.state.review.engine.dispose()
