@@ -234,14 +234,14 @@ def candidate_model(
             batch=config.batch,
             device=config.device,
             out=root / "runs",
-            name=f"retrain-{context.run_id[:8]}",
+            name=f"retrain-{context.run.run_id[:8]}",
             workers=0,
         ),
         settings=store.settings.get(),
         command=["dagster", "retrain_job", domain],
     )
     card = models.registry().register(
-        domain, result.weights, candidate=True, note=f"retrain run {context.run_id}"
+        domain, result.weights, candidate=True, note=f"retrain run {context.run.run_id}"
     )
     return dg.MaterializeResult(
         metadata={
@@ -350,7 +350,7 @@ def model_promotion(
         return None if value is None else float(value)
 
     decision = decide_promotion(score(candidate), score(champion), min_gain=config.min_gain)
-    record = {**decision.to_dict(), "champion_version": champion, "run_id": context.run_id}
+    record = {**decision.to_dict(), "champion_version": champion, "run_id": context.run.run_id}
 
     def note(card: dict[str, Any] | None) -> dict[str, Any]:
         if card is None:
