@@ -14,6 +14,7 @@ Tables:
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def default_url(settings: Settings) -> str:
 
 
 def connect(url: str) -> sa.Engine:
-    """An engine for ``url`` with the tables created (SQLite's folder is made, mode 0700).
+    """An engine for ``url`` with the tables created (a new SQLite file is made with mode 0600).
 
     Raises:
         ValueError: a URL that is neither ``sqlite:///...`` nor ``postgresql://...``.
@@ -107,6 +108,8 @@ def connect(url: str) -> sa.Engine:
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():  # it holds password hashes: owner only (SQLite gives -wal/-shm the same mode)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
