@@ -381,3 +381,22 @@ def test_store_down_gives_503_not_a_trace(review_env, tmp_path) -> None:
     page = c.get(f"/sites/{SITE}/F1/F0001")  # frame sizes come from the database: the page still renders
     assert page.status_code == 200 and 'id="btn-confirm"' in page.text
     app.state.review.engine.dispose()
+
+
+def test_comments_are_escaped_and_admin_export_over_http(review_env, login) -> None:
+    c = login("admin1")
+    path = f"/sites/{SITE}/F1/F0002"
+    csrf = csrf_of(c, path)
+    r = _api_post(c, f"/api/sites/{SITE}/export", {"to_store": True}, csrf)
+    assert r.status_code == 409 and "no reviewed finding" in r.json()["error"]
+    evil = "<script>alert(1)</script>"
+    r = c.post(path, data={"csrf_token": csrf, "version": "1", "action": "reject", "comment": evil})
+    assert r.status_code == 200 and "reject saved" in r.text
+    assert evil not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+    r = _api_post(c, f"/api/sites/{SITE}/export", {"to_store": True}, csrf)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["skipped_frames"] == ["F1/DJI_0001.JPG"] and out["images"] == 0  # F0001 there is unreviewed
+    assert out["store_prefix"] == f"reviews/{SITE}/{out['export_id']}/"
+    assert "out" not in out  # no server paths to the browser
+    assert review_env.store.exists(out["store_prefix"] + "export.json")
