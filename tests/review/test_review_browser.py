@@ -20,8 +20,8 @@ import pytest
 
 from tests.review.conftest import PASSWORD, SITE
 
-CHROMIUM = os.environ.get("SKYINSPECT_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("SKYINSPECT_CHROMEDRIVER", "/usr/bin/chromedriver")
+CHROMIUM = os.environ.get("REVIEW_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("REVIEW_CHROMEDRIVER", "/usr/bin/chromedriver")
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -89,7 +89,7 @@ def browser(tmp_path: Path) -> Iterator:
         driver.quit()
 
 
-def test_review_in_a_real_browser(review_env, served: str, browser, tmp_path: Path) -> None:
+def test_review_in_a_real_browser(browser, review_env, served: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
