@@ -137,6 +137,8 @@ def export() -> None:
     show_default=True,
     help="Quantize only convolutions, or every operator onnxruntime can.",
 )
+@click.option("--int8-activations", type=click.Choice(["s8", "u8"]), default="s8", show_default=True,
+              help="s8: symmetric int8 (TensorRT / Jetson); u8: asymmetric uint8 (onnxruntime on x86 CPUs).")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <data_dir>/exports/<domain>-<model version>).")  # fmt: skip
 @click.option("--register", "register", default=None,
@@ -159,6 +161,7 @@ def export_model_cmd(
     calib_method: str,
     int8_exclude: str,
     int8_ops: str,
+    int8_activations: str,
     out: Path | None,
     register: str | None,
     no_register: bool,
@@ -189,6 +192,7 @@ def export_model_cmd(
             out=folder, imgsz=size, opset=opset if opset is not None else DEFAULT_OPSET, dynamic_batch=dynamic_batch,
             half=half, int8=int8, calib=calib, calib_split=calib_split, calib_count=calib_count,
             calib_method=calib_method, int8_exclude=int8_exclude, int8_ops=int8_ops,
+            int8_activations=int8_activations,
         )  # fmt: skip
         result = export_model(source, cfg)
         for v in result.variants:

@@ -61,6 +61,10 @@ PRECISIONS = ("fp32", "fp16", "int8")
 ARTIFACT_KIND = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}
 CALIBRATE_METHODS = ("minmax", "percentile", "entropy")
 INT8_OPS = {"conv": ["Conv"], "all": None}
+INT8_ACTIVATIONS = ("s8", "u8")
+"""``s8``: symmetric int8 activations (zero point 0), what TensorRT's explicit quantization takes — the Jetson.
+``u8``: asymmetric uint8 activations, onnxruntime's fast path on x86 CPUs without VNNI (AVX2 only): measured 1.28x
+FP32 at 320 px on this machine's AVX2 EPYC, where ``s8`` ran at 0.5x."""
 FP16_CONVERTER = "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)"
 TOOLS = ("torch", "ultralytics", "onnx", "onnxruntime", "onnxslim", "opencv-python", "numpy")
 
@@ -83,6 +87,7 @@ class ExportConfig:
         int8_exclude: nodes kept in float: ``none``, ``decode``, ``head`` or ``head+stem`` (default).
         int8_ops: ``conv`` (default: only convolutions are quantized; activations, concat, resize, pooling
             run in float between them) or ``all`` (every operator onnxruntime can quantize).
+        int8_activations: ``s8`` (default, TensorRT) or ``u8`` (CPU sites), see :data:`INT8_ACTIVATIONS`.
         seed: calibration sample seed.
     """
 
@@ -98,6 +103,7 @@ class ExportConfig:
     calib_method: str = "minmax"
     int8_exclude: str = "head+stem"
     int8_ops: str = "conv"
+    int8_activations: str = "s8"
     seed: int = 0
 
 
@@ -246,7 +252,14 @@ def to_fp16(model: Any) -> Any:
 
 
 def to_int8(
-    fp32_path: Path, out_path: Path, calib: Any, method: str, exclude: str, ops: str, workdir: Path
+    fp32_path: Path,
+    out_path: Path,
+    calib: Any,
+    method: str,
+    exclude: str,
+    ops: str,
+    workdir: Path,
+    activations: str = "s8",
 ) -> dict[str, Any]:
     """Quantize ``fp32_path`` into ``out_path`` (QDQ, see module docstring) → the int8 part of the export record.
 
@@ -266,6 +279,10 @@ def to_int8(
         raise ExportError(f"calibration method {method!r}: expected one of {', '.join(CALIBRATE_METHODS)}")
     if ops not in INT8_OPS:
         raise ExportError(f"int8 ops {ops!r}: expected one of {', '.join(INT8_OPS)}")
+    if activations not in INT8_ACTIVATIONS:
+        raise ExportError(f"int8 activations {activations!r}: expected one of {', '.join(INT8_ACTIVATIONS)}")
+    symmetric = activations == "s8"
+    act_type = QuantType.QInt8 if symmetric else QuantType.QUInt8
     pre = workdir / f".{out_path.stem}.pre.onnx"
     # Symbolic shape inference cannot finish on the pinned dynamic-batch graph; onnx's own inference suffices.
     quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
@@ -277,9 +294,9 @@ def to_int8(
         quantize_static(
             str(pre), str(out_path), reader,
             quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            activation_type=act_type, weight_type=QuantType.QInt8,
             calibrate_method=methods[method], nodes_to_exclude=excluded,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
             **({"op_types_to_quantize": INT8_OPS[ops]} if INT8_OPS[ops] else {}),
         )  # fmt: skip
     except Exception as exc:
@@ -290,9 +307,9 @@ def to_int8(
         "tool": "onnxruntime.quantization.quantize_static",
         "format": "QDQ",
         "per_channel": True,
-        "activation_type": "QInt8",
+        "activation_type": "QInt8" if symmetric else "QUInt8",
         "weight_type": "QInt8",
-        "activation_symmetric": True,
+        "activation_symmetric": symmetric,
         "calibrate_method": method,
         "calibration": {
             "data": str(calib.source),
@@ -388,7 +405,14 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
                 path = out / variant_name(source.domain, "int8", dynamic)
                 raw = workdir / f"{path.stem}.raw.onnx"
                 int8 = to_int8(
-                    fp32_variant.path, raw, calib, cfg.calib_method, cfg.int8_exclude, cfg.int8_ops, workdir
+                    fp32_variant.path,
+                    raw,
+                    calib,
+                    cfg.calib_method,
+                    cfg.int8_exclude,
+                    cfg.int8_ops,
+                    workdir,
+                    cfg.int8_activations,
                 )
                 model = onnx.load(str(raw))
                 graph.set_metadata(model, graph.get_metadata(onnx.load(str(fp32_variant.path))))
@@ -415,6 +439,7 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
             "calib_method": cfg.calib_method,
             "int8_exclude": cfg.int8_exclude,
             "int8_ops": cfg.int8_ops,
+            "int8_activations": cfg.int8_activations,
         },
         "tools": tools,
         "variants": [v.to_dict() for v in variants],
