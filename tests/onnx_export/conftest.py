@@ -40,7 +40,8 @@ def refuse_network() -> Iterator[list[str]]:
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel):
-    """Static + dynamic-batch FP32 and FP16, and a static INT8 (calibrated on the tiny set's train split)."""
+    """Static + dynamic-batch FP32 and FP16, a static INT8 (calibrated on the tiny set's train split) and a static
+    INT8 with uint8 activations (``u8``, not in ``variants``)."""
     from onnx_export.export import ExportConfig, export_model
     from onnx_export.source import resolve
 
@@ -51,5 +52,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel):
         int8 = export_model(
             source, ExportConfig(out=out / "int8", int8=True, calib=tiny_model.data_yaml, calib_count=16)
         )
+        u8 = export_model(
+            source,
+            ExportConfig(
+                out=out / "u8", int8=True, calib=tiny_model.data_yaml, calib_count=8, int8_activations="u8"
+            ),
+        )
     assert not attempts, f"network attempted during export: {attempts}"
-    return {"source": source, "result": main, "int8": int8, "variants": [*main.variants, *int8.variants[1:]]}
+    return {
+        "source": source,
+        "result": main,
+        "int8": int8,
+        "u8": u8,
+        "variants": [*main.variants, *int8.variants[1:]],
+    }
