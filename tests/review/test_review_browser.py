@@ -90,9 +90,9 @@ def browser(tmp_path: Path) -> Iterator:
 
 
 def test_review_in_a_real_browser(browser, review_env, served: str, tmp_path: Path) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from review.decisions import Decision
@@ -105,10 +105,14 @@ def test_review_in_a_real_browser(browser, review_env, served: str, tmp_path: Pa
         return q(By.ID, elem_id).text
 
     def navigate(elem_id: str) -> None:
-        """Click ``elem_id`` and wait until the next page replaced this one."""
-        old = q(By.TAG_NAME, "html")
+        """Click ``elem_id`` and wait until the next page replaced this one and finished loading."""
+        d.execute_script("window.__reviewOldPage = true")
         q(By.ID, elem_id).click()
-        WebDriverWait(d, 15).until(EC.staleness_of(old))
+        WebDriverWait(d, 15, ignored_exceptions=(WebDriverException,)).until(
+            lambda drv: drv.execute_script(
+                "return !window.__reviewOldPage && document.readyState === 'complete'"
+            )
+        )
 
     # login (the site page redirects there and back)
     d.get(f"{served}/sites/{SITE}")
@@ -137,8 +141,7 @@ def test_review_in_a_real_browser(browser, review_env, served: str, tmp_path: Pa
     assert "confirm saved" in text("message") and text("status") == "confirmed" and text("version") == "2"
 
     # reject F0002 with a comment
-    d.back()
-    d.back()
+    d.get(f"{served}/sites/{SITE}?flight=F1")
     navigate("link-F1-F0002")
     q(By.ID, "reject-comment").send_keys("glare on the frame")
     navigate("btn-reject")
