@@ -147,6 +147,13 @@ def store_readers(store: ObjectStore, manifest: dict[str, Any], site: str, fligh
     return thermal, image
 
 
+def _review_status(site: str, flight: str, settings: Any) -> dict[str, dict[str, Any]]:
+    """The engineers' review status of the flight's findings (empty when nothing was reviewed on this host)."""
+    from review.status import review_status  # imported here: review imports findings.schema
+
+    return review_status(site, flight, settings=settings)
+
+
 def process_flight(
     store: ObjectStore,
     site: str,
@@ -218,13 +225,20 @@ def process_flight(
         "warnings": warnings,
         "deliveries": deliveries,
     }
-    if data_dir is None:
-        from skyinspect.config import load_settings
+    from skyinspect.config import load_settings
 
-        data_dir = load_settings().data_dir
-    local = Path(data_dir) / "reports" / site / flight
+    settings = load_settings()
+    if data_dir is not None:
+        settings = settings.replace(data_dir=Path(data_dir))
+    local = settings.data_dir / "reports" / site / flight
     docs[flight] = ff.doc
-    paths = write_reports(ff, local, warnings=warnings, site_docs=list(docs.values()))
+    paths = write_reports(
+        ff,
+        local,
+        warnings=warnings,
+        site_docs=list(docs.values()),
+        review=_review_status(site, flight, settings),
+    )
     (local / "warnings.json").write_text(json.dumps(warnings_doc, indent=1, ensure_ascii=False), "utf-8")
     report_keys: dict[str, str] = {}
     for name, path in paths.items():

@@ -71,6 +71,9 @@ CSV_FIELDS = [
     "trend",
     "time_to_next_category_days",
     "reasons",
+    "review_status",
+    "reviewer",
+    "reviewed_class",
 ]
 
 
@@ -90,9 +93,10 @@ def _asset_text(f: dict[str, Any]) -> str:
     return a.get("assignment", "") + (f": {a['reason']}" if a.get("reason") else "")
 
 
-def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def csv_rows(doc: dict[str, Any], review: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     rows = []
     for f in doc["findings"]:
+        rv = (review or {}).get(f["id"]) or {}
         a, loc, t = f.get("asset") or {}, f["location"], f.get("thermal") or {}
         rows.append(
             {
@@ -126,6 +130,9 @@ def csv_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "trend": (f.get("trend") or {}).get("status"),
                 "time_to_next_category_days": (f.get("trend") or {}).get("time_to_next_category_days"),
                 "reasons": "; ".join(f.get("reasons") or []),
+                "review_status": rv.get("status", "pending"),
+                "reviewer": rv.get("reviewer"),
+                "reviewed_class": rv.get("class_name"),
             }
         )
     return rows
@@ -336,7 +343,11 @@ def _sev_badge(sev: str, label: str) -> str:
     return f'<span class="sev" style="background:{SEVERITY_COLOURS.get(sev, "#8e8e93")}">{html.escape(label)}</span>'
 
 
-def render_html(ff: FlightFindings, warnings: list[dict[str, Any]] | None = None) -> str:
+def render_html(
+    ff: FlightFindings,
+    warnings: list[dict[str, Any]] | None = None,
+    review: dict[str, dict[str, Any]] | None = None,
+) -> str:
     doc = ff.doc
     c = doc["counts"]
     e = html.escape
@@ -401,7 +412,8 @@ def render_html(ff: FlightFindings, warnings: list[dict[str, Any]] | None = None
         )
     out.append(
         "<h2>Findings</h2><table><tr><th>ID</th><th>Crop</th><th>Class</th><th>Grade</th><th>Asset</th>"
-        "<th>Location</th><th>Size</th><th>ΔT / norm.</th><th>Power loss</th><th>Trend</th><th>Evidence</th></tr>"
+        "<th>Location</th><th>Size</th><th>ΔT / norm.</th><th>Power loss</th><th>Trend</th><th>Evidence</th>"
+        "<th>Review</th></tr>"
     )
     for f in doc["findings"]:
         crop = ff.crops.get(f["id"])
@@ -446,7 +458,7 @@ def render_html(ff: FlightFindings, warnings: list[dict[str, Any]] | None = None
             f"<td>{size_txt}</td><td>{dt_txt}</td>"
             f"<td>{loss_txt}<br><small>"
             f"{e(f['power_loss_reason'])}</small></td><td>{tr_txt}</td><td>{f['n_observations']} frame(s), best "
-            f"{e(f['best']['image'])}<br><small>{reasons}</small></td></tr>"
+            f"{e(f['best']['image'])}<br><small>{reasons}</small></td><td>{_review_text(review, f['id'])}</td></tr>"
         )
     out.append("</table>")
     if doc.get("resolved"):
@@ -593,6 +605,20 @@ def render_site_html(summary: dict[str, Any]) -> str:
     )
 
 
+def _review_text(review: dict[str, dict[str, Any]] | None, finding_id: str) -> str:
+    """The Review cell: status, and who decided when (pending when nobody reviewed the finding yet)."""
+    rv = (review or {}).get(finding_id)
+    if not rv or rv.get("status", "pending") == "pending":
+        return "pending"
+    e = html.escape
+    text = f"<b>{e(str(rv['status']))}</b>"
+    if rv.get("class_name"):
+        text += f"<br><small>as {e(str(rv['class_name']))}</small>"
+    if rv.get("reviewer"):
+        text += f"<br><small>by {e(str(rv['reviewer']))} {e(str(rv.get('time') or ''))}</small>"
+    return text
+
+
 # --------------------------------------------------------------------------------------------- all
 def write_reports(
     ff: FlightFindings,
@@ -600,8 +626,12 @@ def write_reports(
     *,
     warnings: list[dict[str, Any]] | None = None,
     site_docs: list[dict[str, Any]] | None = None,
+    review: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write every report of the module docstring into ``out_dir``; returns name → path.
+
+    ``review`` maps finding id → the engineers' review status (``review.status.review_status``); the HTML and
+    CSV show it per finding (``pending`` when absent).
 
     Raises:
         findings.schema.SchemaError: the findings document does not follow its schema.
@@ -618,7 +648,7 @@ def write_reports(
     with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
         wr = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         wr.writeheader()
-        wr.writerows(csv_rows(doc))
+        wr.writerows(csv_rows(doc, review))
     paths["geojson"] = out / "findings.geojson"
     paths["geojson"].write_text(json.dumps(geojson(doc), indent=1, ensure_ascii=False), "utf-8")
     paths["kml"] = out / "findings.kml"
@@ -630,7 +660,7 @@ def write_reports(
             (crops_dir / f"{fid}.png").write_bytes(png)
             paths[f"crop:{fid}"] = crops_dir / f"{fid}.png"
     paths["html"] = out / "report.html"
-    paths["html"].write_text(render_html(ff, warnings), "utf-8")
+    paths["html"].write_text(render_html(ff, warnings, review), "utf-8")
     paths["pdf"] = out / "report.pdf"
     render_pdf(ff, paths["pdf"], warnings)
     if site_docs:

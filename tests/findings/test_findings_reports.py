@@ -148,3 +148,20 @@ def test_a_flight_without_findings_still_reports(synth_case, tmp_path, with_layo
     assert paths["pdf"].read_bytes().startswith(b"%PDF-")
     assert json.loads(paths["geojson"].read_text())["features"] == []
     ET.parse(paths["kml"])
+
+
+def test_reports_show_each_findings_review_status(built, tmp_path) -> None:
+    ff = built("pv-thermal")
+    first, second = (f["id"] for f in ff.doc["findings"][:2])
+    review = {
+        first: {"status": "confirmed", "reviewer": "alice", "time": "2026-11-29T10:00:00Z", "class_name": None},
+        second: {"status": "rejected", "reviewer": "bob", "time": "2026-11-29T10:05:00Z", "class_name": None},
+    }
+    paths = write_reports(ff, tmp_path, review=review)
+    rows = {r["id"]: r for r in csv.DictReader(paths["csv"].open(encoding="utf-8"))}
+    assert (rows[first]["review_status"], rows[first]["reviewer"]) == ("confirmed", "alice")
+    assert rows[second]["review_status"] == "rejected"
+    others = [r["review_status"] for fid, r in rows.items() if fid not in review]
+    assert others and set(others) == {"pending"}
+    text = paths["html"].read_text("utf-8")
+    assert "<th>Review</th>" in text and "by alice" in text and "<b>rejected</b>" in text
