@@ -87,6 +87,24 @@ def install_fonts(user_config_dir: Path) -> list[Path]:
     return out
 
 
+def restore_pil_open() -> None:
+    """Undo ultralytics' process-wide replacement of ``PIL.Image.open``.
+
+    On import, ``ultralytics.utils.patches`` swaps ``PIL.Image.open`` for a wrapper that, when Pillow cannot identify
+    a file, tries to install and import ``pi-heif``. Offline that turns "not an image" into ``ModuleNotFoundError``
+    for every other Pillow user in the process (ingest's file checks in a pipeline worker, for one). skyinspect
+    reads no HEIF, so Pillow's own function goes back.
+    """
+    import importlib
+
+    from PIL import Image
+
+    patches = importlib.import_module("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
+
+
 def ensure_offline(settings: Settings | None = None, config_dir: Path | None = None) -> Path:
     """Configure the environment so ultralytics never reaches the network, then import and tune it.
 
@@ -115,6 +133,7 @@ def ensure_offline(settings: Settings | None = None, config_dir: Path | None = N
 
     import ultralytics.utils as uu
 
+    restore_pil_open()
     user_dir = Path(uu.USER_CONFIG_DIR)
     if _configured == user_dir:
         return user_dir

@@ -310,7 +310,9 @@ def probe_image(data: bytes, name: str, max_pixels: int, check: str = "decode") 
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise Rejected("too_many_pixels", f"{exc} (header checked before decoding)") from exc
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, ImportError) as exc:
+        # ImportError: ultralytics' replacement of Image.open, when imported without detection.offline, tries to
+        # import pi-heif for files Pillow cannot identify: the same verdict as UnidentifiedImageError.
         looks = (
             data[:3] == b"\xff\xd8\xff"
             or data[:8] == b"\x89PNG\r\n\x1a\n"

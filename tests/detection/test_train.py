@@ -225,3 +225,21 @@ def test_training_from_yaml_makes_no_network_request(tmp_path: Path) -> None:
     weights = tmp_path / "runs" / "offline" / "weights"
     assert (weights / "best.pt").is_file() and (weights / "run.json").is_file()
     assert any((tmp_path / "runs" / "offline").glob("*.png")), "plots were requested"
+
+
+def test_offline_setup_gives_pillow_its_own_open_back(tmp_path) -> None:
+    """ultralytics swaps PIL.Image.open for a pi-heif installer; after the offline set-up "not an image" is
+    Pillow's UnidentifiedImageError again, as ingest's checks expect."""
+    import io
+
+    import pytest
+    from PIL import Image, UnidentifiedImageError
+
+    from detection.offline import ensure_offline
+
+    ensure_offline(config_dir=tmp_path / "yolo")
+    import ultralytics.utils.patches as patches
+
+    assert Image.open is patches._image_open
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(b"just some text, not an image"))

@@ -212,7 +212,7 @@ def test_kill_9_during_run_neither_skips_nor_duplicates_a_frame(
 ):
     data = tmp_path / "data"
     env = s3_env(s3_settings, object_store.bucket, data)
-    n = 60
+    n = 150  # enough frames that the kill lands mid-run even on an idle machine
     images = write_images(tmp_path / "card", n, hw=(48, 64))
     cfg = write_config(tmp_path / "edge.yaml")
     args = edge_cmd(
@@ -234,7 +234,7 @@ def test_kill_9_during_run_neither_skips_nor_duplicates_a_frame(
             return False
         with Outbox(queue_file) as box:
             counts = box.counts()
-        return counts["results"] >= 15 and counts["synced"] >= 1
+        return counts["results"] >= 15
 
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert _kill_when(proc, enough), "run finished before it could be killed"
