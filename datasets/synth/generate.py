@@ -350,11 +350,18 @@ def generate_flight(
     ):
         (out / sub).mkdir(parents=True, exist_ok=True)
     n_workers = workers or min(2, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        it = pool.map(lambda i: _write_frame(flight, out, i), range(images))
-        boxes = list(
-            tqdm(it, total=images, desc=f"synth {flight.kind.value}", unit="img", disable=not progress)
-        )
+    # frames are already rendered in parallel: OpenCV's own thread pool on top only oversubscribes the cores
+    cv_threads = cv2.getNumThreads()
+    if n_workers > 1:
+        cv2.setNumThreads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            it = pool.map(lambda i: _write_frame(flight, out, i), range(images))
+            boxes = list(
+                tqdm(it, total=images, desc=f"synth {flight.kind.value}", unit="img", disable=not progress)
+            )
+    finally:
+        cv2.setNumThreads(cv_threads)
 
     seen = sorted({b["defect_index"] for bs in boxes for b in bs})
     ids = {idx: f"D{k + 1:05d}" for k, idx in enumerate(seen)}

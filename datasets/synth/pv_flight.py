@@ -140,6 +140,27 @@ def frame_window(scene: PVScene, cam: CameraModel, pose: Pose) -> tuple[int, int
     return i0, j0, i1 - i0, j1 - j0
 
 
+def upright_rotation(h_src_to_frame: np.ndarray, h: int, w: int) -> tuple[int | None, np.ndarray]:
+    """The quarter turn of an (h, w) source that best aligns it with the frame.
+
+    Returns ``(code, rot)``: a ``cv2.ROTATE_*`` code (None = leave as is) and the (3, 3) matrix mapping pixel
+    coordinates of the turned source back to the original one, so ``h_src_to_frame @ rot`` warps the turned
+    source exactly as ``h_src_to_frame`` warped the original.
+    """
+    cands = [
+        (None, np.eye(3)),
+        (cv2.ROTATE_90_CLOCKWISE, np.array([[0, 1, 0], [-1, 0, h - 1], [0, 0, 1.0]])),
+        (cv2.ROTATE_180, np.array([[-1, 0, w - 1], [0, -1, h - 1], [0, 0, 1.0]])),
+        (cv2.ROTATE_90_COUNTERCLOCKWISE, np.array([[0, -1, w - 1], [1, 0, 0], [0, 0, 1.0]])),
+    ]
+
+    def alignment(c: tuple[int | None, np.ndarray]) -> float:
+        m = h_src_to_frame @ c[1]
+        return float((m[0, 0] + m[1, 1]) / np.hypot(m[0, 0], m[0, 1]))
+
+    return max(cands, key=alignment)
+
+
 class PVFrameRenderer:
     """Renders frames of a PV plan from a :class:`PVScene`."""
 
@@ -196,6 +217,11 @@ class PVFrameRenderer:
             if with_masks:
                 truth.glass = gl > 0.99
             return temp.astype(np.float32), truth
+        # turn the window by a multiple of 90° first so the warp reads its source along rows (cache friendly:
+        # about twice as fast as warping a window that lies across the frame); the pixels do not change
+        code, rot = upright_rotation(hwin, h, w)
+        if code is not None:
+            img, glass, hwin = cv2.rotate(img, code), cv2.rotate(glass, code), hwin @ rot
         rgb = cv2.warpPerspective(img, hwin, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # the glass mask only modulates smooth reflections: warp it at 1/REFL_SCALE resolution
         k = REFL_SCALE
@@ -211,7 +237,9 @@ class PVFrameRenderer:
         glint = cv2.add(glint, cv2.multiply(self.sky, gl, scale=1.0 / 255.0))
         glint = cv2.multiply(cv2.cvtColor(glint, cv2.COLOR_GRAY2BGR), self.sky_tint)  # bluish sky reflection
         glint = cv2.resize(glint, size, interpolation=cv2.INTER_LINEAR)
-        rgb = cv2.add(rgb, glint)
+        cv2.add(rgb, glint, dst=rgb)
         motion = float(rng.uniform(0.0, 1.6))  # 4-8 m/s at 1/1000-1/2000 s exposure
-        rgb = self.fx.apply_rgb(rgb, rng, exposure=float(rng.uniform(0.93, 1.07)), motion_px=motion)
+        rgb = self.fx.apply_rgb(
+            rgb, rng, exposure=float(rng.uniform(0.93, 1.07)), motion_px=motion, inplace=True
+        )
         return rgb, truth

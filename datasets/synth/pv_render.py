@@ -146,14 +146,24 @@ def _disc(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:
 def _blob(
     rng: np.random.Generator, shape: tuple[int, int], cy: float, cx: float, r: float, rough: float = 0.35
 ) -> np.ndarray:
-    """(h, w) float32 0..1 soft irregular blob (radius ``r`` px) at (cy, cx)."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    ang = np.arctan2(yy - cy, xx - cx)
+    """(h, w) float32 0..1 soft irregular blob (radius ``r`` px) at (cy, cx).
+
+    Only the blob's bounding box is evaluated: outside ``1.15 * max(r (1 + sum|k|), 0.5)`` the value is 0.
+    """
     k = rng.normal(0, rough / 2, size=5)
     ph = rng.uniform(0, 2 * np.pi, size=5)
+    out = np.zeros(shape, np.float32)
+    reach = 1.15 * max(r * (1 + float(np.abs(k).sum())), 0.5) + 1.0
+    y0, y1 = max(0, math.floor(cy - reach)), min(shape[0], math.ceil(cy + reach) + 1)
+    x0, x1 = max(0, math.floor(cx - reach)), min(shape[1], math.ceil(cx + reach) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    ang = np.arctan2(yy - cy, xx - cx)
     rr = r * (1 + sum(k[i] * np.sin((i + 2) * ang + ph[i]) for i in range(5)))
     d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / np.maximum(rr, 0.5)
-    return np.clip((1.15 - d) / 0.3, 0, 1).astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip((1.15 - d) / 0.3, 0, 1)
+    return out
 
 
 def _thermal_defect(
@@ -517,7 +527,7 @@ class PVScene:
         if self.thermal:
             img += self._lowfreq_window(i0, j0, h, w) * 1.2
         else:
-            img = cv2.multiply(img, self._lowfreq_gain(i0, j0, h, w), scale=1.0 / 128.0)
+            cv2.multiply(img, self._lowfreq_gain(i0, j0, h, w), dst=img, scale=1.0 / 128.0)
         for r0, r1, c0, c1 in self.road_px:
             a0, a1, b0, b1 = max(r0, i0), min(r1, i0 + h), max(c0, j0), min(c1, j0 + w)
             if a0 < a1 and b0 < b1:
