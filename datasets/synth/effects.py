@@ -29,10 +29,14 @@ class CameraEffects:
             if channels > 1
             else (height + self.pad, width + self.pad)
         )
-        noise = rng.standard_normal(size=shape, dtype=np.float32) * np.float32(noise_sigma)
+        noise = rng.standard_normal(size=shape, dtype=np.float32)
+        noise *= np.float32(noise_sigma)
         self.noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
-        self.noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        np.negative(noise, out=noise)
+        self.noise_neg = np.clip(noise, 0, 255).astype(np.uint8)
+        del noise
+        xx = np.arange(width, dtype=np.float32)[None, :]  # broadcast: no (H, W) coordinate grids
+        yy = np.arange(height, dtype=np.float32)[:, None]
         r2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
         gain = 1.0 - vignetting * r2**1.5
         self.gain_f = gain.astype(np.float32)
