@@ -222,7 +222,8 @@ class PVFrameRenderer:
         code, rot = upright_rotation(hwin, h, w)
         if code is not None:
             img, glass, hwin = cv2.rotate(img, code), cv2.rotate(glass, code), hwin @ rot
-        rgb = cv2.warpPerspective(img, hwin, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # the window holds the footprint plus 3 px, so no border pixel is ever sampled: the cheapest border mode
+        rgb = cv2.warpPerspective(img, hwin, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         # the glass mask only modulates smooth reflections: warp it at 1/REFL_SCALE resolution
         k = REFL_SCALE
         off = -(k - 1) / (2 * k)
