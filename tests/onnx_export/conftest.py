@@ -3,39 +3,17 @@ exports, made once per session by the real export code (ultralytics → onnxslim
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))
 
+from fixtures_inference import no_network
 from fixtures_training import TinyModel, tiny_model
 
 __all__ = ["tiny_model"]
-
-
-@contextlib.contextmanager
-def refuse_network() -> Iterator[list[str]]:
-    """Make every non-local socket connection fail (and record it) inside the block."""
-    attempts: list[str] = []
-    original = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> object:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-            attempts.append(str(address))
-            raise OSError(f"network access attempted during export: {address}")
-        return original(self, address)
-
-    socket.socket.connect = guarded  # type: ignore[method-assign]
-    try:
-        yield attempts
-    finally:
-        socket.socket.connect = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +25,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel):
 
     out = tmp_path_factory.mktemp("exported")
     source = resolve(str(tiny_model.weights))
-    with refuse_network() as attempts:  # export runs offline: nothing is fetched
+    with no_network() as attempts:  # export runs offline: nothing is fetched
         main = export_model(source, ExportConfig(out=out, dynamic_batch=True, half=True))
         int8 = export_model(
             source, ExportConfig(out=out / "int8", int8=True, calib=tiny_model.data_yaml, calib_count=16)
