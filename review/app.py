@@ -464,7 +464,8 @@ async def site_page(request: Request) -> Response:
     )
 
 
-async def finding_page(request: Request) -> Response:
+async def _finding_and_trail(request: Request) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """The state, the finding named by the path (ids checked) and its audit trail; the caller is logged in."""
     require(request)
     st = _state(request)
     p = request.path_params
@@ -472,6 +473,11 @@ async def finding_page(request: Request) -> Response:
     row = await _run(_load_finding, st, p["site"], p["flight"], p["finding"])
     with st.engine.connect() as conn:
         trail = db.audit_trail(conn, p["site"], p["flight"], p["finding"])
+    return st, row, trail
+
+
+async def finding_page(request: Request) -> Response:
+    st, row, trail = await _finding_and_trail(request)
     frames = []
     for n, ev in enumerate(row["doc"]["evidence"]):
         try:
@@ -628,13 +634,7 @@ async def api_findings(request: Request) -> Response:
 
 
 async def api_finding(request: Request) -> Response:
-    require(request)
-    st = _state(request)
-    p = request.path_params
-    _check_ids(p["site"], p["flight"], p["finding"])
-    row = await _run(_load_finding, st, p["site"], p["flight"], p["finding"])
-    with st.engine.connect() as conn:
-        trail = db.audit_trail(conn, p["site"], p["flight"], p["finding"])
+    _, row, trail = await _finding_and_trail(request)
     return JSONResponse({**_api_row(row), "audit": trail})
 
 

@@ -62,6 +62,14 @@ def queue_payloads(data_dir: Path) -> dict[str, dict]:
     return {rid: json.loads(p) for rid, p in rows}
 
 
+def run_once_args(cfg: Path, tmp_path: Path, model: Path) -> list[str]:
+    """``--edge-config CFG run --source tmp/card --model MODEL --once --out tmp/out``: one pass over a card."""
+    return [
+        "--edge-config", str(cfg), "run", "--source", str(tmp_path / "card"), "--model", str(model),
+        "--once", "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+
+
 def invoke(env: dict[str, str], *args: str, code: int = 0) -> str:
     result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == code, result.output
@@ -74,16 +82,7 @@ def test_results_images_and_thumbnails_reach_the_edge_keys(s3_settings, object_s
     cfg = write_config(tmp_path / "edge.yaml", sync={"upload_images": True})
     invoke(
         env,
-        "--edge-config",
-        str(cfg),
-        "run",
-        "--source",
-        str(tmp_path / "card"),
-        "--model",
-        str(tiny_onnx),
-        "--once",
-        "--out",
-        str(tmp_path / "out"),
+        *run_once_args(cfg, tmp_path, tiny_onnx),
     )
     lines = [json.loads(x) for x in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
     stored = stored_results(object_store)
@@ -163,16 +162,7 @@ def test_kill_9_during_sync_delivers_every_result_exactly_once(
     cfg = write_config(tmp_path / "edge.yaml", sync={"enabled": False})
     invoke(
         env,
-        "--edge-config",
-        str(cfg),
-        "run",
-        "--source",
-        str(tmp_path / "card"),
-        "--model",
-        str(tiny_onnx),
-        "--once",
-        "--out",
-        str(tmp_path / "out"),
+        *run_once_args(cfg, tmp_path, tiny_onnx),
     )
     produced = queue_payloads(data)
     assert len(produced) == n
@@ -216,16 +206,7 @@ def test_kill_9_during_run_neither_skips_nor_duplicates_a_frame(
     images = write_images(tmp_path / "card", n, hw=(48, 64))
     cfg = write_config(tmp_path / "edge.yaml")
     args = edge_cmd(
-        "--edge-config",
-        str(cfg),
-        "run",
-        "--source",
-        str(tmp_path / "card"),
-        "--model",
-        str(tiny_onnx),
-        "--once",
-        "--out",
-        str(tmp_path / "out"),
+        *run_once_args(cfg, tmp_path, tiny_onnx),
     )
     queue_file = data / "edge" / "queue.sqlite"
 
