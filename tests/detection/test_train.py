@@ -61,6 +61,20 @@ def test_resolve_rejects(spec: str, message: str) -> None:
         resolve_model(spec)
 
 
+def test_project_pico_architecture_is_half_the_nano() -> None:
+    """``yolo11p`` resolves to the project's YAML and builds a model with about a third of the nano's weights."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    source, kind = resolve_model("yolo11p")
+    assert kind == "yaml" and source.endswith("detection/arch/yolo11p.yaml") and "yolo11p" in available_architectures()
+
+    def params(cfg: str) -> int:
+        return sum(t.numel() for t in DetectionModel(cfg, nc=6, verbose=False).parameters())
+
+    pico, nano = params(source), params("yolo11n.yaml")
+    assert 0.2 * nano < pico < 0.5 * nano
+
+
 def test_resolve_existing_files(tmp_path: Path) -> None:
     (tmp_path / "m.pt").write_bytes(b"x")
     (tmp_path / "arch.yaml").write_text("nc: 2\n")
