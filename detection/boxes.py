@@ -146,6 +146,11 @@ def batched_nms(
     return nms(b + offset, scores, iou_threshold, max_det)
 
 
+MERGE_PAIRS_MAX = 4_000_000
+"""At most this many first-round box pairs per class are precomputed by :func:`greedy_merge` (beyond: each seed's
+IoS is computed when it is reached — the same result, more Python-level work)."""
+
+
 def greedy_merge(dets: Detections, ios_threshold: float = 0.1, group_key: str | None = None) -> Detections:
     """Merge same-class boxes that overlap by intersection-over-smaller into their union box.
 
@@ -153,6 +158,13 @@ def greedy_merge(dets: Detections, ios_threshold: float = 0.1, group_key: str | 
     IoS with the group's current union box is ``>= ios_threshold`` joins it (repeated until the union stops
     growing), so pieces of one slender crack cut by tile borders become ONE box. The merged detection keeps the
     maximum confidence and the ``data`` values of its best member.
+
+    Each round compares the union as it was at the start of the round with the remaining boxes (in index order);
+    with ``group_key``, a box whose group value is already in the group — or taken by a lower-index box joining in
+    the same round — stays out.
+
+    Vectorised: classes never interact, so each class is merged on its own; overlapping pairs (found by comparisons) answer every
+    seed's first round from its precomputed partners (most seeds have none), and only growing unions are recomputed.
 
     Args:
         dets: (N) detections.
@@ -169,40 +181,131 @@ def greedy_merge(dets: Detections, ios_threshold: float = 0.1, group_key: str | 
         raise ValueError(f"greedy_merge: ios_threshold must be in 0..1, got {ios_threshold}")
     if len(dets) < 2:
         return dets.sorted()
-    groups = dets.data[group_key] if group_key is not None else None
+    groups = np.asarray(dets.data[group_key]).reshape(-1) if group_key is not None else None
     order = np.argsort(-dets.confidence, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
     boxes = dets.xyxy.astype(np.float64)
-    alive = np.ones(len(dets), dtype=bool)
-    merged_boxes: list[np.ndarray] = []
     seeds: list[int] = []
-    for seed in order:
+    unions: list[np.ndarray] = []
+    for cls in np.unique(dets.class_id):
+        members = np.flatnonzero(dets.class_id == cls)  # ascending index: the order candidates are visited in
+        s, u = _merge_class(boxes[members], rank[members], ios_threshold,
+                            groups[members] if groups is not None else None)  # fmt: skip
+        seeds.extend(members[s].tolist())
+        unions.extend(u)
+    by_rank = np.argsort(rank[np.asarray(seeds, dtype=np.int64)], kind="stable")
+    kept = dets[np.asarray(seeds, dtype=np.intp)[by_rank]]
+    merged = np.asarray(unions, dtype=np.float64).reshape(-1, 4)[by_rank]
+    return Detections(merged.astype(np.float32), kept.confidence, kept.class_id, kept.data)
+
+
+def _ios_with(union: np.ndarray, cols: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """IoS of one box (4,) with boxes given as columns (4, m) and their areas (m,) → (m,) float32.
+
+    The same arithmetic as :func:`box_ios` (so thresholds decide identically), without its per-call checks.
+    """
+    iw = np.minimum(union[2], cols[2]) - np.maximum(union[0], cols[0])
+    ih = np.minimum(union[3], cols[3]) - np.maximum(union[1], cols[1])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    smaller = np.minimum(max(union[2] - union[0], 0.0) * max(union[3] - union[1], 0.0), areas)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0.0).astype(np.float32)
+
+
+def _first_round(boxes: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every box's first-round partners: (starts (n + 1,), partners (P,)) in CSR form, or ``None`` when too many.
+
+    Box ``i``'s partners ``partners[starts[i]:starts[i + 1]]`` (ascending) are the other boxes whose IoS with box
+    ``i`` is ``>= thr``. With ``thr > 0`` (as float32) a partner must strictly overlap box ``i``, so only
+    overlapping pairs — found with comparisons, block by block — get the IoS arithmetic (that of :func:`box_ios`).
+    """
+    n = len(boxes)
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    total = 0
+    for i in range(0, n, 512):
+        sl = slice(i, min(i + 512, n))
+        if np.float32(thr) > 0:
+            over = (x1[sl, None] < x2[None, :]) & (x1[None, :] < x2[sl, None])
+            over &= (y1[sl, None] < y2[None, :]) & (y1[None, :] < y2[sl, None])
+        else:
+            over = np.ones((sl.stop - sl.start, n), dtype=bool)
+        ii, jj = np.nonzero(over)
+        ii += i
+        keep = ii != jj
+        ii, jj = ii[keep], jj[keep]
+        iw = np.minimum(x2[ii], x2[jj]) - np.maximum(x1[ii], x1[jj])
+        ih = np.minimum(y2[ii], y2[jj]) - np.maximum(y1[ii], y1[jj])
+        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+        smaller = np.minimum(areas[ii], areas[jj])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ios = np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0.0).astype(np.float32)
+        hit = ios >= thr
+        rows.append(ii[hit])
+        cols.append(jj[hit])
+        total += int(hit.sum())
+        if total > MERGE_PAIRS_MAX:
+            return None
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    partners = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    return np.searchsorted(row, np.arange(n + 1)), partners
+
+
+def _merge_class(
+    boxes: np.ndarray, rank: np.ndarray, thr: float, groups: np.ndarray | None
+) -> tuple[list[int], list[np.ndarray]]:
+    """Greedy merging within one class: boxes (n, 4) float64, rank (n,) confidence rank (0 = best), groups (n,).
+
+    Returns the seed positions (into ``boxes``) and their union boxes, in seed order.
+    """
+    n = len(boxes)
+    alive = np.ones(n, dtype=bool)
+    cols = np.ascontiguousarray(boxes.T)
+    areas = box_area(boxes)
+    group_of = groups.tolist() if groups is not None else None
+    first = _first_round(boxes, areas, thr)
+    seeds: list[int] = []
+    unions: list[np.ndarray] = []
+    for seed in np.argsort(rank, kind="stable").tolist():
         if not alive[seed]:
             continue
         alive[seed] = False
         union = boxes[seed].copy()
-        member_groups = {groups[seed].item()} if groups is not None else set()
-        candidates = np.flatnonzero(alive & (dets.class_id == dets.class_id[seed]))
-        changed = True
-        while changed and candidates.size:
-            changed = False
-            ios = box_ios(union[None], boxes[candidates])[0]
-            for j, value in zip(candidates, ios, strict=True):
-                if value < ios_threshold or not alive[j]:
-                    continue
-                if groups is not None and groups[j].item() in member_groups:
-                    continue
-                alive[j] = False
-                union = np.concatenate(
-                    [np.minimum(union[:2], boxes[j, :2]), np.maximum(union[2:], boxes[j, 2:])]
-                )
-                if groups is not None:
-                    member_groups.add(groups[j].item())
-                changed = True
-            candidates = candidates[alive[candidates]]
-        merged_boxes.append(union)
-        seeds.append(int(seed))
-    kept = dets[np.asarray(seeds, dtype=np.intp)]
-    return Detections(np.asarray(merged_boxes, np.float32), kept.confidence, kept.class_id, kept.data)
+        seeds.append(seed)
+        if first is not None:
+            partners = first[1][first[0][seed] : first[0][seed + 1]]
+            joined_idx = partners[alive[partners]]
+            if not joined_idx.size:
+                unions.append(union)
+                continue
+            candidates = None
+        else:
+            candidates = np.flatnonzero(alive)
+            joined_idx = candidates[_ios_with(union, cols[:, candidates], areas[candidates]) >= thr]
+        members = {group_of[seed]} if group_of is not None else None
+        while joined_idx.size:
+            joined = joined_idx.tolist()  # ascending index: the order the rule visits them in
+            if members is not None:
+                fresh = []
+                for j in joined:
+                    if group_of[j] not in members:  # type: ignore[index]
+                        members.add(group_of[j])  # type: ignore[index]
+                        fresh.append(j)
+                joined = fresh
+            if not joined:
+                break
+            alive[joined] = False
+            grown = np.concatenate([np.minimum(union[:2], boxes[joined, :2].min(0)),
+                                    np.maximum(union[2:], boxes[joined, 2:].max(0))])  # fmt: skip
+            if np.array_equal(grown, union):
+                break  # the next round would compare the same union: the same hits, all taken or blocked
+            union = grown
+            candidates = np.flatnonzero(alive) if candidates is None else candidates[alive[candidates]]
+            joined_idx = candidates[_ios_with(union, cols[:, candidates], areas[candidates]) >= thr]
+        unions.append(union)
+    return seeds, unions
 
 
 def clip_boxes(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
