@@ -1,13 +1,29 @@
 """Inference backends: something that turns a preprocessed (B, 3, H, W) float32 batch into the raw output array.
 
 The :class:`Backend` protocol is all the detector needs, so a PyTorch backend (``detection.torch_backend``, cloud
-only) plugs in beside :class:`OrtBackend` (onnxruntime; cloud and the Jetson). This module never imports torch.
+only) plugs in beside :class:`OrtBackend` (onnxruntime: CPU, CUDA, TensorRT; cloud and the Jetson) and
+:class:`OpenVinoBackend` (Intel's OpenVINO runtime reading the same ONNX file; x86 CPUs). This module never
+imports torch, and imports onnxruntime / openvino only when a backend of that kind is opened.
+
+Which backend opens an ONNX file (:func:`choose_backend`, logged by :func:`open_backend`):
+
+1. an explicit choice: the ``backend`` argument (``Detector.from_onnx(backend=...)``, the edge config's
+   ``backend`` key) or else ``$SKYINSPECT_INFERENCE_BACKEND`` — ``onnxruntime`` or ``openvino``;
+2. ``auto``: onnxruntime when execution providers were named or onnxruntime offers a GPU provider (TensorRT /
+   CUDA still come first on a Jetson or a GPU server); otherwise OpenVINO on an x86 CPU when the ``openvino``
+   package is importable (the ``full`` and ``edge-x86`` extras install it); otherwise onnxruntime's CPU provider.
+
+Measured on the 2-core AVX2 reference machine (``python -m bench cpu``, numbers in ``bench/results``): the
+OpenVINO runtime is faster than onnxruntime's CPU provider on these YOLO models, FP32 and INT8 QDQ alike.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import platform
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +34,22 @@ logger = logging.getLogger(__name__)
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 """Automatic provider order: the first available of these, plus the ones after it as fall-backs."""
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+BACKENDS = ("auto", "onnxruntime", "openvino")
+"""Values of the ``backend`` setting."""
+ENV_BACKEND = "SKYINSPECT_INFERENCE_BACKEND"
+"""Environment override of the automatic choice (read when a model is opened, never at import)."""
+PERFORMANCE_HINTS = ("latency", "throughput")
+"""OpenVINO performance hints: ``latency`` (one stream, all threads on one request — the default: frames arrive
+one at a time, and a 2-core box has no room for more streams) or ``throughput`` (several streams, each its own
+threads; batches are split across them)."""
+_PROVIDER_SHORT = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
 
 
 class BackendError(RuntimeError):
@@ -82,12 +114,7 @@ def choose_providers(
         chosen = []
         for item in requested:
             name, opts = (item, {}) if isinstance(item, str) else (item[0], dict(item[1]))
-            short = {
-                "tensorrt": "TensorrtExecutionProvider",
-                "cuda": "CUDAExecutionProvider",
-                "cpu": "CPUExecutionProvider",
-            }
-            name = short.get(name.lower(), name)
+            name = _PROVIDER_SHORT.get(name.lower(), name)
             if name not in available:
                 raise BackendError(
                     f"execution provider {name!r} is not available; available: {', '.join(available)}"
@@ -233,3 +260,309 @@ class OrtBackend:
     def _run(self, x: np.ndarray) -> np.ndarray:
         out = self.session.run(self._output_names[:1], {self._input_name: x})[0]
         return out if out.dtype == np.float32 else out.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- OpenVINO
+def openvino_available() -> bool:
+    """Whether the ``openvino`` package can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("openvino") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def is_x86(machine: str | None = None) -> bool:
+    """Whether this (or the given ``platform.machine()``) is an x86 CPU, where OpenVINO's CPU plugin runs."""
+    return (machine or platform.machine()).lower() in ("x86_64", "amd64", "x86", "i386", "i686")
+
+
+def _ort_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def choose_backend(
+    requested: str | None = None,
+    providers: Sequence[Any] | None = None,
+    *,
+    available_providers: Sequence[str] | None = None,
+    has_openvino: bool | None = None,
+    machine: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Which backend opens an ONNX model → (``"onnxruntime"`` | ``"openvino"``, the reason in words).
+
+    Args:
+        requested: ``auto`` / ``onnxruntime`` / ``openvino``; ``None`` = ``$SKYINSPECT_INFERENCE_BACKEND`` or auto.
+        providers: execution providers the caller named (they imply onnxruntime under ``auto``).
+        available_providers, has_openvino, machine, environ: what the machine has (default: probed); for tests.
+
+    Raises:
+        BackendError: an unknown backend name, or ``openvino`` asked for where it is not installed.
+    """
+    env = os.environ if environ is None else environ
+    source = "requested"
+    if requested is None:
+        requested, source = env.get(ENV_BACKEND) or "auto", f"${ENV_BACKEND}"
+    choice = str(requested).strip().lower()
+    if choice in ("ort", "onnx"):
+        choice = "onnxruntime"
+    if choice not in BACKENDS:
+        raise BackendError(
+            f"inference backend {requested!r} ({source}): expected one of {', '.join(BACKENDS)}"
+        )
+    ov_ok = openvino_available() if has_openvino is None else has_openvino
+    if choice == "openvino":
+        if not ov_ok:
+            raise BackendError(
+                f"inference backend 'openvino' ({source}) is not installed; install the openvino package "
+                "(pip install 'skyinspect[edge-x86]') or choose backend onnxruntime"
+            )
+        return "openvino", f"{source}"
+    if choice == "onnxruntime":
+        return "onnxruntime", f"{source}"
+    if providers:
+        return "onnxruntime", "execution providers were named"
+    avail = _ort_providers() if available_providers is None else list(available_providers)
+    gpu = [p for p in GPU_PROVIDERS if p in avail]
+    if gpu:
+        return "onnxruntime", f"onnxruntime offers {', '.join(gpu)}"
+    if ov_ok and is_x86(machine):
+        return "openvino", "x86 CPU with OpenVINO installed"
+    if not avail and ov_ok:
+        return "openvino", "onnxruntime is not installed"
+    return "onnxruntime", "no GPU provider; OpenVINO not installed" if not ov_ok else "not an x86 CPU"
+
+
+def _onnx_metadata_from_rt_info(ov_model: Any) -> dict[str, str]:
+    """The ONNX file's ``metadata_props`` as OpenVINO's reader keeps them (``rt_info["framework"]``)."""
+    try:
+        framework = ov_model.get_rt_info()["framework"]
+    except (KeyError, RuntimeError, IndexError):
+        return {}
+    return {str(k): framework[k].astype(str) for k in framework.keys()}
+
+
+class OpenVinoBackend:
+    """The OpenVINO runtime (CPU plugin) on an ONNX file, behind the :class:`Backend` protocol.
+
+    OpenVINO reads the ONNX directly (no conversion step, the same file onnxruntime runs, metadata included).
+    FP32 files run in FP32; FP16 files run with their weights decompressed to FP32 on CPUs without native FP16
+    (AVX2, AVX-512 without FP16); INT8 QDQ files run OpenVINO's low-precision kernels (u8×s8) where the CPU has
+    them (AVX2 and later).
+
+    Args:
+        model: path to an .onnx (or OpenVINO .xml) file, or ONNX bytes.
+        device: OpenVINO device (``CPU``).
+        threads: ``INFERENCE_NUM_THREADS``; ``None`` = OpenVINO's default (all physical cores).
+        hint: ``latency`` (default) or ``throughput`` (see :data:`PERFORMANCE_HINTS`).
+        streams: ``NUM_STREAMS`` for the throughput hint (``None``: OpenVINO decides).
+        cache_dir: OpenVINO's compiled-model cache (faster start-up; ``None`` = off).
+        config: further OpenVINO properties, merged last.
+
+    Raises:
+        BackendError: openvino is not installed, the model cannot be read or compiled, or its input is not BCHW.
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        device: str = "CPU",
+        threads: int | None = None,
+        hint: str = "latency",
+        streams: int | None = None,
+        cache_dir: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise BackendError(
+                "the openvino package is not installed (pip install 'skyinspect[edge-x86]')"
+            ) from exc
+        if hint.lower() not in PERFORMANCE_HINTS:
+            raise BackendError(f"OpenVINO hint {hint!r}: expected one of {', '.join(PERFORMANCE_HINTS)}")
+        self.source = "<bytes>" if isinstance(model, bytes) else str(model)
+        if not isinstance(model, bytes) and not Path(model).is_file():
+            raise BackendError(f"model file {model} does not exist")
+        self._core = ov.Core()
+        try:
+            self._model = self._core.read_model(model if isinstance(model, bytes) else str(model))
+        except Exception as exc:  # openvino raises RuntimeError subclasses of its own
+            raise BackendError(f"cannot read model {self.source} with OpenVINO: {exc}") from exc
+        if len(self._model.inputs) != 1:
+            raise BackendError(f"{self.source}: expected one input, got {len(self._model.inputs)}")
+        pshape = self._model.input(0).get_partial_shape()
+        if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
+            raise BackendError(f"{self.source}: expected a (B, C, H, W) input, got {pshape}")
+        dims = [d.get_length() if d.is_static else None for d in pshape]
+        self._input_shape: tuple[int | None, int | None, int | None, int | None] = tuple(dims)  # type: ignore[assignment]
+        self._metadata = _onnx_metadata_from_rt_info(self._model)
+        self.device = device
+        self.hint = hint.lower()
+        props: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY" if self.hint == "latency" else "THROUGHPUT",
+        }
+        if threads is not None:
+            props["INFERENCE_NUM_THREADS"] = int(threads)
+        if streams is not None:
+            props["NUM_STREAMS"] = int(streams)
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            props["CACHE_DIR"] = str(cache_dir)
+        props.update(config or {})
+        self.properties = props
+        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._requests: dict[tuple[int, ...], list[Any]] = {}
+        self._lock = threading.Lock()
+        static = tuple(dims) if all(d is not None for d in dims) else None
+        if static is not None:
+            self._compile(static)  # load errors surface here, not on the first frame
+        compiled = next(iter(self._compiled.values()), None)
+        self._threads = (
+            compiled.get_property("INFERENCE_NUM_THREADS") if compiled is not None else threads or "default"
+        )
+        logger.info(
+            "openvino %s: device %s, input %s, hint %s, threads %s, streams %s",
+            self.source,
+            device,
+            pshape,
+            self.hint,
+            self._threads,
+            compiled.get_property("NUM_STREAMS") if compiled is not None else streams or "default",
+        )
+
+    def _compile(self, shape: tuple[int, ...]) -> Any:
+        """The compiled model for an input ``shape`` (static models: their own; dynamic: reshaped, cached)."""
+        compiled = self._compiled.get(shape)
+        if compiled is not None:
+            return compiled
+        with self._lock:
+            if shape not in self._compiled:
+                model = self._model
+                if any(d is None for d in self._input_shape):
+                    model = self._model.clone()
+                    model.reshape({model.input(0): list(shape)})
+                    if len(self._compiled) >= 4:  # bound the cache: drop the oldest shape
+                        oldest = next(iter(self._compiled))
+                        del self._compiled[oldest], self._requests[oldest]
+                try:
+                    compiled = self._core.compile_model(model, self.device, self.properties)
+                except Exception as exc:
+                    raise BackendError(f"OpenVINO cannot compile {self.source} for {shape}: {exc}") from exc
+                nreq = (
+                    int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+                    if self.hint == "throughput"
+                    else 1
+                )
+                self._requests[shape] = [compiled.create_infer_request() for _ in range(max(1, nreq))]
+                self._compiled[shape] = compiled
+        return self._compiled[shape]
+
+    @property
+    def input_shape(self) -> tuple[int | None, int | None, int | None, int | None]:
+        return self._input_shape
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self._input_shape[0] is None
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"OpenVINO:{self.device}"]
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._metadata)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(B, 3, H, W) float32 → first output (B, …) float32.
+
+        Dynamic-batch models take the batch in one call (compiled once per input shape); static-batch models take
+        it in chunks of their batch size (the last chunk zero-padded) — with the ``throughput`` hint the chunks
+        run in parallel, one per infer request.
+
+        Raises:
+            BackendError: the batch does not fit the model's input.
+        """
+        if batch.ndim != 4:
+            raise BackendError(f"{self.source}: expected a (B, C, H, W) batch, got shape {batch.shape}")
+        for axis, (want, got) in enumerate(zip(self._input_shape[1:], batch.shape[1:], strict=True), start=1):
+            if want is not None and want != got:
+                raise BackendError(
+                    f"{self.source}: input dim {axis} is {got}, the model expects {want} (input shape {self._input_shape})"
+                )
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        static = self._input_shape[0]
+        if static is None:
+            shape = tuple(int(d) for d in x.shape)
+            self._compile(shape)
+            return self._infer(self._requests[shape][0], x)
+        shape = (static, *(int(d) for d in x.shape[1:]))
+        self._compile(shape)
+        requests = self._requests[shape]
+        chunks = []
+        for start in range(0, len(x), static):
+            chunk = x[start : start + static]
+            n = len(chunk)
+            if n < static:
+                chunk = np.concatenate([chunk, np.zeros((static - n, *chunk.shape[1:]), chunk.dtype)])
+            chunks.append((chunk, n))
+        if len(chunks) == 1 or len(requests) == 1:
+            return np.concatenate([self._infer(requests[0], c)[:n] for c, n in chunks])
+        outs: list[np.ndarray | None] = [None] * len(chunks)
+        for first in range(0, len(chunks), len(requests)):
+            group = chunks[first : first + len(requests)]
+            for req, (c, _) in zip(requests, group, strict=False):
+                req.start_async({0: c})
+            for k, (req, (_, n)) in enumerate(zip(requests, group, strict=False)):
+                req.wait()
+                outs[first + k] = np.array(req.get_output_tensor(0).data[:n], dtype=np.float32)
+        return np.concatenate(outs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _infer(request: Any, x: np.ndarray) -> np.ndarray:
+        request.infer({0: x})
+        # copy: the request's output buffer is reused by the next call
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def open_backend(
+    model: str | Path | bytes,
+    backend: str | None = None,
+    *,
+    providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+    fp16: bool = True,
+    hint: str = "latency",
+    streams: int | None = None,
+) -> Backend:
+    """Open ``model`` with the backend :func:`choose_backend` picks (the choice and its reason are logged).
+
+    ``threads`` is onnxruntime's ``intra_op_num_threads`` or OpenVINO's ``INFERENCE_NUM_THREADS``; ``providers``,
+    ``provider_options`` and ``fp16`` apply to onnxruntime, ``hint`` and ``streams`` to OpenVINO.
+
+    Raises:
+        BackendError: see :func:`choose_backend`, :class:`OrtBackend`, :class:`OpenVinoBackend`.
+    """
+    name, reason = choose_backend(backend, providers)
+    logger.info(
+        "inference backend for %s: %s (%s)", "<bytes>" if isinstance(model, bytes) else model, name, reason
+    )
+    if name == "openvino":
+        return OpenVinoBackend(model, threads=threads, hint=hint, streams=streams)
+    return OrtBackend(
+        model,
+        providers=providers,
+        provider_options=provider_options,
+        intra_op_threads=threads,
+        cache_dir=cache_dir,
+        fp16=fp16,
+    )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detection.backends import Backend, OrtBackend
+from detection.backends import Backend, open_backend
 from detection.detections import Detections
 from detection.model_meta import ModelMeta
 from detection.postprocess import decode
@@ -25,11 +26,25 @@ from detection.preprocess import LetterboxInfo, letterbox, to_model_image, to_te
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image made ready for the model ahead of time (e.g. in a reader thread, :mod:`detection.prefetch`).
+
+    Attributes:
+        tensor: (3, h, w) float32 RGB 0..1, letterboxed to the detector's input.
+        info: how it was letterboxed (maps boxes back to the image's pixels).
+    """
+
+    tensor: np.ndarray
+    info: LetterboxInfo
+
+
 class Detector:
     """Runs a detection model on whole images.
 
     Args:
-        backend: the engine (:class:`OrtBackend`, or a torch backend in the cloud).
+        backend: the engine (:class:`~detection.backends.OrtBackend`, :class:`~detection.backends.OpenVinoBackend`,
+            or a torch backend in the cloud).
         meta: the model's metadata (class names, input size, stride, input kind, thermal window).
         conf: keep detections scoring strictly above this.
         iou: NMS IoU threshold.
@@ -94,24 +109,35 @@ class Detector:
         fp16: bool = True,
         agnostic: bool = False,
         imgsz: tuple[int, int] | None = None,
+        backend: str | None = None,
+        hint: str = "latency",
+        streams: int | None = None,
     ) -> Detector:
         """Open an ONNX model; class names, input size and input kind come from its own metadata.
 
+        ``backend`` is ``auto`` / ``onnxruntime`` / ``openvino`` (``None``: ``$SKYINSPECT_INFERENCE_BACKEND``, else
+        auto — see :func:`detection.backends.choose_backend`; named ``providers`` imply onnxruntime).
+        ``intra_op_threads`` sets the threads of whichever backend opens the model; ``hint`` / ``streams`` are
+        OpenVINO's performance hint and stream count.
+
         Raises:
-            BackendError: the file cannot be loaded or a requested provider is unavailable.
+            BackendError: the file cannot be loaded, a requested provider or backend is unavailable.
             ModelMetadataError: the metadata lacks names / imgsz / stride / task (the keys are named).
         """
-        backend = OrtBackend(
+        engine = open_backend(
             path,
+            backend,
             providers=providers,
             provider_options=provider_options,
-            intra_op_threads=intra_op_threads,
+            threads=intra_op_threads,
             cache_dir=cache_dir,
             fp16=fp16,
+            hint=hint,
+            streams=streams,
         )
-        meta = ModelMeta.from_metadata(backend.metadata, path)
+        meta = ModelMeta.from_metadata(engine.metadata, path)
         return cls(
-            backend,
+            engine,
             meta,
             conf=conf,
             iou=iou,
@@ -148,6 +174,11 @@ class Detector:
             infos.append(info)
         return to_tensor(buf), infos
 
+    def prepare_one(self, image: np.ndarray) -> PreparedImage:
+        """One image → :class:`PreparedImage`: the pre-processing of :meth:`predict`, to run ahead in a thread."""
+        batch, infos = self.prepare([image])
+        return PreparedImage(batch[0], infos[0])
+
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """(B, 3, h, w) float32 → raw output (B, …) from the backend."""
         return self.backend.run(batch)
@@ -172,6 +203,18 @@ class Detector:
             chunk = images[start : start + self.batch_size]
             batch, infos = self.prepare(chunk)
             out.extend(self.rescale(self.decode(self.infer(batch)), infos))
+        return out
+
+    def predict_prepared(self, prepared: Sequence[PreparedImage]) -> list[Detections]:
+        """Detect in images already prepared by :meth:`prepare_one` (``batch_size`` per backend call).
+
+        Same results as :meth:`predict_batch` on the original images.
+        """
+        out: list[Detections] = []
+        for start in range(0, len(prepared), self.batch_size):
+            chunk = prepared[start : start + self.batch_size]
+            batch = chunk[0].tensor[None] if len(chunk) == 1 else np.stack([p.tensor for p in chunk])
+            out.extend(self.rescale(self.decode(self.infer(batch)), [p.info for p in chunk]))
         return out
 
     def predict(self, image: np.ndarray) -> Detections:

@@ -1,6 +1,8 @@
 """detection.inference: the core against ultralytics' own ONNX predict and PyTorch predict, same model, same images.
 
-What is aligned for the comparison: the same ``conf`` / ``iou`` / ``max_det`` / ``imgsz``; for PyTorch predict
+What is aligned for the comparison: the same ``conf`` / ``iou`` / ``max_det`` / ``imgsz``; the same runtime
+(``backend="onnxruntime"``: ultralytics runs ONNX files in onnxruntime; OpenVINO's kernels round differently, its
+agreement is checked in ``test_openvino_backend.py``); for PyTorch predict
 ``rect=False`` (ultralytics' default ``rect=True`` pads a .pt model's input only to the next multiple of 32, while
 an ONNX model with a static input is always padded to the full square — so is ours). Nothing else is changed:
 ultralytics reads the images, letterboxes and runs NMS in its own code.
@@ -43,7 +45,7 @@ def match(a: Detections, b: Detections) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def detector(onnx_model) -> Detector:
-    return Detector.from_onnx(onnx_model.path, conf=CONF, iou=IOU, intra_op_threads=1)
+    return Detector.from_onnx(onnx_model.path, conf=CONF, iou=IOU, intra_op_threads=1, backend="onnxruntime")
 
 
 def test_names_and_domain_come_from_the_model(detector: Detector) -> None:
@@ -86,7 +88,7 @@ def test_non_square_model_matches_ultralytics(onnx_model_rect) -> None:
     """A (192, 320) input: height and width differ, as production 384×640 models do."""
     from ultralytics import YOLO
 
-    det = Detector.from_onnx(onnx_model_rect.path, conf=CONF, iou=IOU)
+    det = Detector.from_onnx(onnx_model_rect.path, conf=CONF, iou=IOU, backend="onnxruntime")
     assert det.input_hw == (192, 320) and det.meta.imgsz == (192, 320)
     for shape in [(3000, 4000), (4000, 3000), (512, 640)]:
         img = synthetic_frame(*shape, seed=7)
@@ -102,7 +104,7 @@ def test_non_square_model_matches_ultralytics(onnx_model_rect) -> None:
 def test_end2end_model_matches_ultralytics(onnx_model_e2e, detector: Detector) -> None:
     from ultralytics import YOLO
 
-    det = Detector.from_onnx(onnx_model_e2e.path, conf=CONF, iou=IOU)
+    det = Detector.from_onnx(onnx_model_e2e.path, conf=CONF, iou=IOU, backend="onnxruntime")
     assert det.meta.end2end
     img = synthetic_frame(512, 640, seed=3)
     ours = det.predict(img)
@@ -121,7 +123,7 @@ def test_end2end_model_matches_ultralytics(onnx_model_e2e, detector: Detector) -
 def test_predict_batch_equals_single_and_dynamic_model(detector: Detector, onnx_model_dynamic) -> None:
     imgs = [synthetic_frame(h, w, seed=i) for i, (h, w) in enumerate([(512, 640), (300, 400), (640, 360)])]
     single = [detector.predict(im) for im in imgs]
-    dyn = Detector.from_onnx(onnx_model_dynamic.path, conf=CONF, iou=IOU, batch_size=3)
+    dyn = Detector.from_onnx(onnx_model_dynamic.path, conf=CONF, iou=IOU, batch_size=3, backend="onnxruntime")
     assert dyn.backend.dynamic_batch and dyn.input_hw == (320, 320)
     for a, b in zip(single, dyn.predict_batch(imgs), strict=True):
         assert len(a) == len(b)
