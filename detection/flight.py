@@ -6,7 +6,8 @@
 What it does:
 
 1. reads the flight's manifest (``raw/{site}/{flight}/manifest.json``, :mod:`ingest.manifest`);
-2. downloads and decodes the images in a small thread pool while the main thread runs the model: at most
+2. downloads, decodes and pre-processes (model view, letterbox, float tensor) the images in a small thread pool
+   while the main thread runs the model (:func:`detection.prefetch.prefetch_map`): at most
    ``workers + batch_size`` images are in flight (a bounded window of futures, consumed in manifest order), so
    memory stays flat however large the flight is;
 3. runs whole frames in batches of ``batch_size``; a frame much larger than the model input (more than
@@ -37,9 +38,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,8 @@ from tqdm import tqdm
 
 from detection.detections import Detections
 from detection.images import ImageReadError, decode_image
-from detection.inference import Detector
+from detection.inference import Detector, PreparedImage
+from detection.prefetch import prefetch_map
 from detection.slicing import SlicedDetector
 from ingest.manifest import read_manifest
 from objectstore import keys
@@ -104,6 +104,8 @@ class _Loaded:
     record: dict[str, Any]
     image: np.ndarray | None
     error: str | None
+    prepared: PreparedImage | None = None
+    """The model's input, made in the pool for frames detected whole (``None``: sliced, or unreadable)."""
 
 
 def _file_sha256(path: str | Path) -> str | None:
@@ -152,8 +154,13 @@ def _run_tag(manifest: dict[str, Any], model: dict[str, Any], settings: dict[str
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _load(store: ObjectStore, index: int, image: dict[str, Any]) -> _Loaded:
-    """Download and decode one manifest image (runs in the pool)."""
+def _load(
+    store: ObjectStore,
+    index: int,
+    image: dict[str, Any],
+    prepare: Callable[[np.ndarray], PreparedImage | None] | None = None,
+) -> _Loaded:
+    """Download, decode and (``prepare``) pre-process one manifest image (runs in the pool)."""
     key = image["key"]
     rel = image.get("path") or keys.relative_path_of(key, key.rsplit("/images/", 1)[0] + "/images/")
     base = {
@@ -171,26 +178,26 @@ def _load(store: ObjectStore, index: int, image: dict[str, Any]) -> _Loaded:
     except ImageReadError as exc:
         return _Loaded(index, base, None, f"unreadable image: {exc.reason}")
     base["height"], base["width"] = int(pixels.shape[0]), int(pixels.shape[1])
-    return _Loaded(index, base, pixels, None)
+    prepared = None
+    if prepare is not None:
+        try:
+            prepared = prepare(pixels)
+        except ValueError:  # e.g. a 16-bit frame for an RGB model: the model step reports it
+            prepared = None
+    return _Loaded(index, base, pixels, None, prepared)
 
 
 def _prefetch(
-    store: ObjectStore, images: list[tuple[int, dict[str, Any]]], workers: int, window: int
+    store: ObjectStore,
+    images: list[tuple[int, dict[str, Any]]],
+    workers: int,
+    window: int,
+    prepare: Callable[[np.ndarray], PreparedImage | None] | None = None,
 ) -> Iterator[_Loaded]:
     """Yield loaded images in order, keeping at most ``window`` downloads in flight (the bounded queue)."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect-fetch") as pool:
-        pending: deque[Future[_Loaded]] = deque()
-        it = iter(images)
-        try:
-            for idx, im in it:
-                pending.append(pool.submit(_load, store, idx, im))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+    return prefetch_map(
+        lambda item: _load(store, item[0], item[1], prepare), images, workers, window, name="detect-fetch"
+    )
 
 
 def _record(loaded: _Loaded, dets: Detections | None, names: dict[int, str], model: dict[str, Any]) -> dict:
@@ -302,14 +309,22 @@ def detect_flight(
             if not batch:
                 return
             t = time.perf_counter()
-            found = base.predict_batch([b.image for b in batch])  # type: ignore[misc]
+            if all(b.prepared is not None for b in batch):
+                found = base.predict_prepared([b.prepared for b in batch])  # type: ignore[misc]
+            else:
+                found = base.predict_batch([b.image for b in batch])  # type: ignore[misc]
             stats.inference_s += time.perf_counter() - t
             for loaded, dets in zip(batch, found, strict=True):
                 part_records[loaded.index] = _record(loaded, dets, names, info)
             bar.update(len(batch))
             batch.clear()
 
-        for loaded in _prefetch(store, chunk, workers, window=workers + batch_size):
+        def prepare(pixels: np.ndarray) -> PreparedImage | None:
+            if always_slice or _needs_slicing(pixels.shape, base.input_hw, slice_factor):
+                return None
+            return base.prepare_one(pixels)
+
+        for loaded in _prefetch(store, chunk, workers, window=workers + batch_size, prepare=prepare):
             if loaded.image is None:
                 part_records[loaded.index] = _record(loaded, None, names, info)
                 bar.update(1)

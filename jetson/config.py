@@ -17,7 +17,10 @@ Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, co
     iou: 0.45                  # NMS IoU threshold
     max_det: 300               # at most this many detections per frame
     batch_size: 8              # tiles / frames per model call
-    intra_op_threads: null     # onnxruntime threads inside one operator (null = one per core)
+    backend: auto              # auto = onnxruntime with TensorRT/CUDA when present, else OpenVINO on an x86 CPU when
+                               #   installed (edge-x86 extra), else onnxruntime CPU; or onnxruntime / openvino
+    intra_op_threads: null     # threads inside one operator, onnxruntime or OpenVINO (null = one per core)
+    performance_hint: latency  # OpenVINO: latency (one stream, frames one at a time) or throughput (streams)
     providers: null            # null = automatic: TensorRT -> CUDA -> CPU, the available ones; or e.g. [cuda, cpu]
     provider_options: {}       # per provider, merged over the defaults, e.g. {TensorrtExecutionProvider: {trt_max_workspace_size: 2147483648}}
     fp16: true                 # TensorRT builds FP16 engines
@@ -134,7 +137,9 @@ class EdgeConfig:
     iou: float = 0.45
     max_det: int = 300
     batch_size: int = 8
+    backend: str = "auto"
     intra_op_threads: int | None = None
+    performance_hint: str = "latency"
     providers: tuple[str, ...] | None = None
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     fp16: bool = True
@@ -225,6 +230,8 @@ def _build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> 
             if text not in ("auto", "true", "false"):
                 raise EdgeConfigError(f"{here}: expected auto, true or false, got {raw!r}")
             values[name] = text
+        elif name in ("backend", "performance_hint"):
+            values[name] = str(raw).strip().lower()
         elif name in ("device",):
             values[name] = "" if raw is None else str(raw)
         elif name in ("intra_op_threads", "tile"):
@@ -245,6 +252,8 @@ def _validate(cfg: EdgeConfig, where: str) -> None:
         (cfg.max_det >= 1, "max_det must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
         (cfg.intra_op_threads is None or cfg.intra_op_threads >= 1, "intra_op_threads must be >= 1"),
+        (cfg.backend in ("auto", "onnxruntime", "openvino"), "backend must be auto, onnxruntime or openvino"),
+        (cfg.performance_hint in ("latency", "throughput"), "performance_hint must be latency or throughput"),
         (cfg.tiling.mode in _CHOICES[("tiling", "mode")], "tiling.mode must be auto, always or never"),
         (cfg.tiling.merge in _CHOICES[("tiling", "merge")], "tiling.merge must be greedy or nms"),
         (0.0 <= cfg.tiling.overlap < 1.0, "tiling.overlap must be in [0, 1)"),

@@ -97,6 +97,8 @@ def open_detector(model: Path, cfg: EdgeConfig, cache_dir: Path) -> Detector:
         intra_op_threads=cfg.intra_op_threads,
         cache_dir=cache_dir,
         fp16=cfg.fp16,
+        backend=cfg.backend,
+        hint=cfg.performance_hint,
     )
     logger.info(
         "model %s: providers %s, input %s, %d classes (%s), int8 %s",

@@ -1,7 +1,9 @@
 """The on-site pipeline: reader thread → bounded queue → model → outbox (+ JSONL, thumbnails) → sync thread.
 
-* A reader thread decodes frames (folder images or sampled video) into a bounded ``queue.Queue``, so decoding
-  overlaps inference and memory stays flat however many files arrive.
+* A reader thread decodes frames (folder images or sampled video) and pre-processes whole frames for the model
+  (model view, letterbox, float tensor: :meth:`~detection.inference.Detector.prepare_one`) into a bounded queue —
+  :func:`detection.prefetch.background`, the same overlap the cloud path uses — so reading overlaps inference and
+  memory stays flat however many files arrive.
 * The main thread runs the shared :class:`~detection.inference.Detector` (or the sliced one on large frames),
   writes the thumbnail (atomically, named by result id), then stores the result and advances the source in ONE
   outbox transaction, then appends the JSONL line (fsynced; lines already present are never written twice —
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -30,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from detection.cli_predict import annotate, class_colours
+from detection.inference import PreparedImage
+from detection.prefetch import background
 from jetson.config import EdgeConfig
 from jetson.engine import FrameRunner
 from jetson.outbox import Outbox, result_id
@@ -38,7 +41,6 @@ from jetson.sources import Frame
 logger = logging.getLogger(__name__)
 
 JSONL_NAME = "detections.jsonl"
-_END = object()
 
 
 class DiskFullError(RuntimeError):
@@ -204,8 +206,23 @@ class Pipeline:
                 return
 
     # ------------------------------------------------------------------------------------------ one frame
-    def process(self, frame: Frame) -> dict[str, Any]:
-        """Detect in one frame, store the result (one transaction), export it; returns the payload."""
+    def prepare(self, frame: Frame) -> tuple[Frame, PreparedImage | None]:
+        """Reader-thread work after decoding: the model's input for a whole (not sliced) frame, else ``None``.
+
+        A frame the model cannot take is passed on unprepared; :meth:`process` then reports why.
+        """
+        if frame.image is None or self.runner.use_slicing(frame.image.shape):
+            return frame, None
+        try:
+            return frame, self.runner.detector.prepare_one(frame.image)
+        except ValueError:
+            return frame, None
+
+    def process(self, frame: Frame, prepared: PreparedImage | None = None) -> dict[str, Any]:
+        """Detect in one frame, store the result (one transaction), export it; returns the payload.
+
+        ``prepared``: the frame already pre-processed by :meth:`prepare` (whole-frame detection skips that step).
+        """
         rid = result_id(frame.source_id, frame.frame, self.model.sha256)
         payload: dict[str, Any] = {
             "result_id": rid,
@@ -231,7 +248,10 @@ class Pipeline:
         else:
             t0 = time.perf_counter()
             try:
-                dets, sliced = self.runner(frame.image)
+                if prepared is not None:
+                    dets, sliced = self.runner.detector.predict_prepared([prepared])[0], False
+                else:
+                    dets, sliced = self.runner(frame.image)
             except ValueError as exc:  # e.g. an image the model cannot take (wrong channels)
                 payload.update(
                     status="error", error=f"cannot run the model on this frame: {exc}", detections=[]
@@ -320,58 +340,24 @@ class Pipeline:
         once: bool = False,
         on_result: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunStats:
-        """Consume ``frames(stop)`` (run in a reader thread) until it ends or ``stop`` is set.
+        """Consume ``frames(stop)`` (run in a reader thread, frames prepared there) until it ends or ``stop`` is set.
 
         Raises:
             DiskFullError: with ``once``, when free space is below the minimum.
             Exception: whatever the reader thread raised (e.g. a video that cannot be opened).
         """
-        q: queue.Queue[Any] = queue.Queue(maxsize=self.cfg.source.queue_size)
-        reader_error: list[BaseException] = []
-
-        def reader() -> None:
-            try:
-                for frame in frames(stop):
-                    while not stop.is_set():
-                        try:
-                            q.put(frame, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            except BaseException as exc:
-                reader_error.append(exc)
-            # the end marker, unless the consumer is gone (stop set) and nobody would read it
-            while True:
-                try:
-                    q.put(_END, timeout=0.2)
-                    return
-                except queue.Full:
-                    if stop.is_set():
-                        return
-
-        thread = threading.Thread(target=reader, name="edge-reader", daemon=True)
-        thread.start()
+        items = background(
+            frames, stop, maxsize=self.cfg.source.queue_size, prepare=self.prepare, name="edge-reader"
+        )
         try:
-            while True:
-                try:
-                    item = q.get(timeout=0.5)
-                except queue.Empty:
-                    if stop.is_set() or not thread.is_alive():
-                        break
-                    continue
-                if item is _END:
-                    break
+            for frame, prepared in items:
                 self.wait_for_space(stop, once)
                 if stop.is_set():
                     break
-                payload = self.process(item)
+                payload = self.process(frame, prepared)
                 if on_result is not None:
                     on_result(payload)
         finally:
             stop.set()
-            thread.join(timeout=10)
-        if reader_error:
-            raise reader_error[0]
+            items.close()  # joins the reader; re-raises what it raised
         return self.stats

@@ -20,6 +20,7 @@ CORE_MODULES = [
     "detection.inference",
     "detection.images",
     "detection.cli_predict",
+    "detection.prefetch",
 ]
 FORBIDDEN = ("torch", "torchvision", "ultralytics", "dagster")
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +70,37 @@ def test_running_the_core_end_to_end_loads_no_heavy_framework(onnx_model, tmp_pa
     )
     out = run_python(code)
     assert out["forbidden"] == []
+
+
+BLOCK_OPENVINO = (
+    "import sys\n"
+    "class _NoOpenVino:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'openvino':\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+    "sys.meta_path.insert(0, _NoOpenVino())\n"
+)
+"""Makes ``openvino`` unimportable in the child, as on a Jetson or an ``edge``-extra install."""
+
+
+def test_the_core_runs_without_openvino(onnx_model) -> None:
+    """OpenVINO is optional (not in the ``edge`` extra): auto falls back to onnxruntime, a request names the fix."""
+    code = BLOCK_OPENVINO + (
+        "import json\n"
+        "import numpy as np\n"
+        "from detection.backends import BackendError, openvino_available\n"
+        "from detection.inference import Detector\n"
+        f"det = Detector.from_onnx({str(onnx_model.path)!r}, conf=0.05)\n"
+        "n = len(det.predict(np.full((480, 600, 3), 90, np.uint8)))\n"
+        "try:\n"
+        f"    Detector.from_onnx({str(onnx_model.path)!r}, backend='openvino')\n"
+        "    refused = ''\n"
+        "except BackendError as exc:\n"
+        "    refused = str(exc)\n"
+        "print(json.dumps({'available': openvino_available(), 'backend': det.backend.name, 'n': n,\n"
+        "                  'refused': refused, 'loaded': 'openvino' in sys.modules}))\n"
+    )
+    out = run_python(code)
+    assert out["available"] is False and out["loaded"] is False
+    assert out["backend"] == "onnxruntime" and out["n"] >= 0
+    assert "'openvino' (requested) is not installed" in out["refused"]

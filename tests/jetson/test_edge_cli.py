@@ -80,8 +80,19 @@ def test_int8_only_when_the_model_carries_it(
 
 def test_automatic_provider_choice_is_logged(tiny_onnx: Path, tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.INFO):
-        detector = open_detector(tiny_onnx, parse_edge_config({}), tmp_path / "cache")
+        detector = open_detector(tiny_onnx, parse_edge_config({"backend": "onnxruntime"}), tmp_path / "cache")
     assert detector.backend.providers[-1] == "CPUExecutionProvider"
+    assert f"providers {detector.backend.providers}" in caplog.text
+
+
+def test_automatic_backend_choice_is_logged(tiny_onnx: Path, tmp_path: Path, caplog) -> None:
+    from detection.backends import choose_backend
+
+    want, reason = choose_backend("auto")  # what this machine has: OpenVINO on an x86 CPU when installed
+    with caplog.at_level(logging.INFO):
+        detector = open_detector(tiny_onnx, parse_edge_config({}), tmp_path / "cache")
+    assert detector.backend.name == want
+    assert f"{want} ({reason})" in caplog.text
     assert f"providers {detector.backend.providers}" in caplog.text
 
 

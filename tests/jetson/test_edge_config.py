@@ -95,6 +95,8 @@ def test_found_through_the_environment_and_xdg(tmp_path: Path) -> None:
         ({"model_kind": "pytorch"}, "model_kind must be"),
         ({"storage": {"min_free_mb": -1}}, "min_free_mb"),
         ({"tiling": 3}, "tiling: expected a mapping"),
+        ({"backend": "tensorflow"}, "backend must be auto, onnxruntime or openvino"),
+        ({"performance_hint": "fast"}, "performance_hint must be latency or throughput"),
     ],
 )
 def test_invalid_values_name_the_key(data: dict, message: str | None) -> None:
@@ -103,6 +105,16 @@ def test_invalid_values_name_the_key(data: dict, message: str | None) -> None:
         return
     with pytest.raises(EdgeConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_edge_config(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "backend", "hint"),
+    [({}, "auto", "latency"), ({"backend": "OpenVINO", "performance_hint": "Throughput"}, "openvino", "throughput"),
+     ({"backend": "onnxruntime"}, "onnxruntime", "latency")],
+)  # fmt: skip
+def test_backend_settings(data: dict, backend: str, hint: str) -> None:
+    cfg = parse_edge_config(data)
+    assert (cfg.backend, cfg.performance_hint) == (backend, hint)
 
 
 def test_unparseable_and_missing_files(tmp_path: Path) -> None:
