@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +42,14 @@ from detection.taxonomy import TAXONOMY_VERSION, DefectClass, Domain, TaxonomyEr
 from findings import grading
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
-from findings.thermal import ThermalReader, as_celsius, box_ground_polygon, measure_delta_t
+from findings.thermal import (
+    ModuleProjection,
+    ThermalReader,
+    as_celsius,
+    box_ground_polygon,
+    exclusion_mask,
+    measure_delta_t,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,8 @@ class BuildOptions:
     blade_sigma_m: float = 0.15
     crops: bool = True
     crop_px: int = 160
+    frame_cache_mb: float = 256.0
+    """Radiometric frames kept in memory between the ΔT measurement and the crops (per flight)."""
 
 
 @dataclass
@@ -111,6 +123,9 @@ class FlightFindings:
     doc: dict[str, Any]
     crops: dict[str, bytes] = field(default_factory=dict)
     layout: SiteLayout | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage of :func:`build_findings`: georef (observations and ΔT), dedup, assign, grade,
+    trend, crops."""
 
     @property
     def findings(self) -> list[dict[str, Any]]:
@@ -270,6 +285,17 @@ def _observations(
                 thermal_failed.add(rel)
                 notes.append(f"{rel}: radiometric data unreadable ({type(exc).__name__}: {exc})")
         boxes = [list(map(float, d["xyxy"])) for d in dets]
+        # per-frame state shared by every box of the frame (computed once, not once per box)
+        excl = exclusion_mask(temp.shape, boxes) if temp is not None else None
+        projection: ModuleProjection | None = None
+        if (
+            temp is not None
+            and cam is not None
+            and layout is not None
+            and layout.kind == "pv"
+            and layout.modules
+        ):
+            projection = ModuleProjection(cam, layout)
         for j, det in enumerate(dets):
             try:
                 cls = _class_of(dom, det)
@@ -309,7 +335,7 @@ def _observations(
                     )
                     if layout is not None and layout.kind == "pv" and layout.modules:
                         if cls.name == "string_offline":
-                            o.string_id = _string_of_box(layout, poly, cam, xyxy, temp)
+                            o.string_id = _string_of_box(layout, poly, cam, xyxy, temp, projection)
                         m, _, how = layout.locate_module(o.e, o.n, 0.0)
                         if m is not None and how == "inside":
                             o.module_id = m.module_id
@@ -318,7 +344,9 @@ def _observations(
                             o.string_id = m.string_id if m is not None else None
             if dom == Domain.PV_THERMAL:
                 if temp is not None:
-                    o.thermal = measure_delta_t(temp, xyxy, boxes[:j] + boxes[j + 1 :], cam, layout)
+                    o.thermal = measure_delta_t(
+                        temp, xyxy, [], cam, layout, exclusion=excl, projection=projection
+                    )
                 else:
                     reason = (
                         "radiometric data unreadable"
@@ -333,7 +361,12 @@ def _observations(
 
 
 def _string_of_box(
-    layout: SiteLayout, poly: np.ndarray, cam: FrameCamera, xyxy: list[float], temp: np.ndarray | None
+    layout: SiteLayout,
+    poly: np.ndarray,
+    cam: FrameCamera,
+    xyxy: list[float],
+    temp: np.ndarray | None,
+    projection: ModuleProjection | None = None,
 ) -> str | None:
     """The string a ``string_offline`` box shows.
 
@@ -342,20 +375,25 @@ def _string_of_box(
     module pixels inside the box); otherwise each module votes with its centre's depth inside the box (distance
     to the box edge), so a row that a loose box just reaches does not outvote the row it is centred on.
     """
-    from findings.layout import distance_to_ring
+    from findings.layout import distances_of_points_to_ring
     from findings.thermal import string_medians
 
+    inside = layout.modules_in_polygon(poly)
+    if not inside:
+        return None
+    cen = layout.centres()[inside]
+    depth = distances_of_points_to_ring(cen[:, 0], cen[:, 1], poly)
     votes: dict[str, float] = {}
     members: dict[str, list[int]] = {}
-    for i in layout.modules_in_polygon(poly):
+    for i, d in zip(inside, depth.tolist(), strict=True):
         m = layout.modules[i]
         if m.string_id:
-            votes[m.string_id] = votes.get(m.string_id, 0.0) + distance_to_ring(*m.centre, poly)
+            votes[m.string_id] = votes.get(m.string_id, 0.0) + d
             members.setdefault(m.string_id, []).append(i)
     if not votes:
         return None
     if len(votes) > 1 and temp is not None:
-        medians = string_medians(temp, cam, layout, xyxy, members)
+        medians = string_medians(temp, cam, layout, xyxy, members, projection)
         if medians:
             return max(medians, key=lambda k: medians[k])
     return max(votes, key=lambda k: votes[k])
@@ -365,46 +403,113 @@ def _threshold(a: Observation, cls: DefectClass) -> float:
     return 0.5 * cls.size_m[1] + 2.0 * a.sigma_m
 
 
+def _match(dom: Domain, o: Observation, c: dict[str, Any]) -> float | None:
+    """The distance of observation ``o`` to cluster ``c``'s seed when ``o`` may join ``c``, else None."""
+    seed: Observation = c["seed"]
+    same_string = o.cls.name == "string_offline" and o.string_id is not None and o.string_id == seed.string_id
+    if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string):
+        return None
+    if dom == Domain.WIND:
+        wa, wb = seed.wind or {}, o.wind or {}
+        if (wa.get("turbine_id"), wa.get("blade"), wa.get("side")) != (
+            wb.get("turbine_id"),
+            wb.get("blade"),
+            wb.get("side"),
+        ):
+            return None
+        sizes = [s for s in (seed.size_m, o.size_m) if s is not None]
+        thr = 0.5 * max(sizes or [o.cls.size_m[1]]) + 0.3 + 2 * o.sigma_m
+        d = math.hypot(wa["radius_m"] - wb["radius_m"], wa["across_m"] - wb["across_m"])
+    elif o.cls.name == "string_offline" and o.string_id and seed.string_id:
+        if o.string_id != seed.string_id:
+            return None
+        d, thr = 0.0, 1.0
+    else:
+        if o.module_id and seed.module_id and o.module_id != seed.module_id:
+            return None
+        thr = _threshold(o, o.cls)
+        d = math.hypot(o.e - seed.e, o.n - seed.n)
+    return d if d <= thr else None
+
+
+class _SeedIndex:
+    """The seeds of one bucket of clusters (same class; wind: same turbine, blade and side) as growing arrays.
+
+    ``near(x, y, radius)`` returns, in creation order, the clusters whose seed may lie within ``radius`` — a
+    superset (a margin covers the last-bit difference between numpy's and math's hypot); :func:`_match` then
+    decides exactly as the one-by-one loop did.
+    """
+
+    MARGIN = 1e-9
+
+    def __init__(self) -> None:
+        self.clusters: list[dict[str, Any]] = []
+        self.xy = np.empty((16, 2), float)
+        self.size = np.empty(16, float)
+
+    def add(self, c: dict[str, Any], x: float, y: float, size: float | None) -> None:
+        k = len(self.clusters)
+        if k == len(self.xy):
+            self.xy = np.concatenate([self.xy, np.empty_like(self.xy)])
+            self.size = np.concatenate([self.size, np.empty_like(self.size)])
+        self.xy[k] = (x, y)
+        self.size[k] = 0.0 if size is None else size
+        self.clusters.append(c)
+
+    def near(self, x: float, y: float, radius: float | np.ndarray) -> list[dict[str, Any]]:
+        k = len(self.clusters)
+        if k == 0:
+            return []
+        xy = self.xy[:k]
+        d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+        return [self.clusters[i] for i in np.flatnonzero(d <= radius + self.MARGIN * (1.0 + radius)).tolist()]
+
+
+def _bucket_key(dom: Domain, o: Observation) -> tuple:
+    if dom == Domain.WIND:
+        w = o.wind or {}
+        return (o.cls.name, w.get("turbine_id"), w.get("blade"), w.get("side"))
+    return (o.cls.name,)
+
+
 def _cluster(dom: Domain, obs: list[Observation]) -> list[list[Observation]]:
-    """Greedy clustering (best quality first) — rules in the module docstring."""
+    """Greedy clustering (best quality first) — rules in the module docstring.
+
+    Each observation is compared only with the clusters of its bucket (:func:`_bucket_key`) whose seed lies
+    within the largest possible threshold (:class:`_SeedIndex`, vectorised), in creation order: the result
+    equals comparing it with every cluster one by one (tests/findings/test_findings_fastpaths.py pins that).
+    """
     clusters: list[dict[str, Any]] = []
     out_unlocated: list[list[Observation]] = []
+    buckets: dict[tuple, _SeedIndex] = {}
     for o in sorted(obs, key=lambda x: (-x.quality, x.image, x.index)):
         if not o.located:
             out_unlocated.append([o])
             continue
+        index = buckets.setdefault(_bucket_key(dom, o), _SeedIndex())
+        if dom == Domain.WIND:
+            w = o.wind or {}
+            k = len(index.clusters)
+            sizes = np.maximum(index.size[:k], o.size_m or 0.0)
+            radius = 0.5 * np.maximum(sizes, o.cls.size_m[1]) + 0.3 + 2 * o.sigma_m
+            candidates = index.near(w["radius_m"], w["across_m"], radius)
+        elif o.cls.name == "string_offline":
+            candidates = index.clusters  # joined by string id regardless of distance
+        else:
+            candidates = index.near(o.e, o.n, _threshold(o, o.cls))
         best, best_d = None, math.inf
-        for c in clusters:
-            seed: Observation = c["seed"]
-            same_string = (
-                o.cls.name == "string_offline" and o.string_id is not None and o.string_id == seed.string_id
-            )
-            if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string):
-                continue
-            if dom == Domain.WIND:
-                wa, wb = seed.wind or {}, o.wind or {}
-                if (wa.get("turbine_id"), wa.get("blade"), wa.get("side")) != (
-                    wb.get("turbine_id"),
-                    wb.get("blade"),
-                    wb.get("side"),
-                ):
-                    continue
-                sizes = [s for s in (seed.size_m, o.size_m) if s is not None]
-                thr = 0.5 * max(sizes or [o.cls.size_m[1]]) + 0.3 + 2 * o.sigma_m
-                d = math.hypot(wa["radius_m"] - wb["radius_m"], wa["across_m"] - wb["across_m"])
-            elif o.cls.name == "string_offline" and o.string_id and seed.string_id:
-                if o.string_id != seed.string_id:
-                    continue
-                d, thr = 0.0, 1.0
-            else:
-                if o.module_id and seed.module_id and o.module_id != seed.module_id:
-                    continue
-                thr = _threshold(o, o.cls)
-                d = math.hypot(o.e - seed.e, o.n - seed.n)
-            if d <= thr and d < best_d:
+        for c in candidates:
+            d = _match(dom, o, c)
+            if d is not None and d < best_d:
                 best, best_d = c, d
         if best is None:
-            clusters.append({"seed": o, "members": [o], "images": {o.image}})
+            c = {"seed": o, "members": [o], "images": {o.image}}
+            clusters.append(c)
+            if dom == Domain.WIND:
+                w = o.wind or {}
+                index.add(c, w["radius_m"], w["across_m"], o.size_m)
+            else:
+                index.add(c, o.e, o.n, None)
         else:
             best["members"].append(o)
             best["images"].add(o.image)
@@ -434,7 +539,9 @@ def _finding(
     conditions: dict[str, Any] | None,
     validity: dict[str, Any] | None,
     opts: BuildOptions,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
+    """One finding of a cluster; ``timings["assign"]`` accumulates the time spent locating it on an asset."""
     members = sorted(members, key=lambda m: (-m.quality, m.image, m.index))
     best = members[0]
     cls = best.cls
@@ -457,6 +564,7 @@ def _finding(
     asset: dict[str, Any] = {}
     location: dict[str, Any] = {"located": False, "lat": None, "lon": None}
     radius = blade_len = None
+    t_assign = time.perf_counter()
     if best.located and local is not None:
         e, n, u = _weighted_location(members)
         if dom == Domain.WIND:
@@ -560,6 +668,8 @@ def _finding(
             }
     f["location"] = location
     f["asset"] = asset
+    if timings is not None:
+        timings["assign"] = timings.get("assign", 0.0) + time.perf_counter() - t_assign
 
     thermal = None
     dt = None
@@ -697,10 +807,17 @@ def build_findings(
     validity = grading.inspection_validity(cond) if dom == Domain.PV_THERMAL else None
     local = _local_frame(manifest, layout)
     notes: list[str] = []
-    obs, _cams = _observations(dom, manifest, image_detections, layout, local, thermal_reader, opts, notes)
-    clusters = _cluster(dom, obs)
-    findings = [_finding(dom, c, layout, local, cond, validity, opts) for c in clusters]
-    findings.sort(key=_sort_key)
+    timings: dict[str, float] = {}
+    frames = FrameCache(thermal_reader, opts.frame_cache_mb) if thermal_reader is not None else None
+    with _stage(timings, "georef"):
+        obs, _cams = _observations(dom, manifest, image_detections, layout, local, frames, opts, notes)
+    with _stage(timings, "dedup"):
+        clusters = _cluster(dom, obs)
+    with _stage(timings, "grade"):
+        findings = [_finding(dom, c, layout, local, cond, validity, opts, timings) for c in clusters]
+        findings.sort(key=_sort_key)
+    timings["grade"] -= timings.get("assign", 0.0)
+    timings.setdefault("assign", 0.0)
     for i, f in enumerate(findings, start=1):
         f["id"] = f"F{i:04d}"
     doc: dict[str, Any] = {
@@ -720,16 +837,63 @@ def build_findings(
         "notes": notes,
         "previous_flight": None,
     }
-    if previous is not None:
-        apply_trend(doc, previous)
+    with _stage(timings, "trend"):
+        if previous is not None:
+            apply_trend(doc, previous)
     doc["counts"] = summarise(doc)
-    ff = FlightFindings(doc, layout=layout)
-    if opts.crops:
-        from findings.crops import make_crops
+    ff = FlightFindings(doc, layout=layout, timings=timings)
+    with _stage(timings, "crops"):
+        if opts.crops:
+            from findings.crops import make_crops
 
-        ff.crops = make_crops(ff, thermal_reader=thermal_reader, image_reader=image_reader, size=opts.crop_px)
-    log.info("%s/%s: %d detections → %d findings", doc["site"], doc["flight"], len(obs), len(findings))
+            ff.crops = make_crops(ff, thermal_reader=frames, image_reader=image_reader, size=opts.crop_px)
+    log.info(
+        "%s/%s: %d detections → %d findings (%s)",
+        doc["site"],
+        doc["flight"],
+        len(obs),
+        len(findings),
+        ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
+    )
     return ff
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+class FrameCache:
+    """A thermal reader that keeps the frames it read (least recently used first out, up to ``max_mb``).
+
+    The findings read each radiometric frame for ΔT and again for the crops of the findings whose best view it
+    is; with the cache a frame is fetched (from the store or disk) and decoded once per flight.
+    """
+
+    def __init__(self, reader: ThermalReader, max_mb: float = 256.0) -> None:
+        self.reader = reader
+        self.max_bytes = int(max_mb * 1e6)
+        self.frames: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.bytes = 0
+        self.reads = 0
+
+    def __call__(self, rel: str) -> np.ndarray:
+        if rel in self.frames:
+            self.frames.move_to_end(rel)
+            return self.frames[rel]
+        frame = np.asarray(self.reader(rel))
+        self.reads += 1
+        if frame.nbytes <= self.max_bytes:
+            self.frames[rel] = frame
+            self.bytes += frame.nbytes
+            while self.bytes > self.max_bytes:
+                _, old = self.frames.popitem(last=False)
+                self.bytes -= old.nbytes
+        return frame
 
 
 def _domain(value: Any) -> Domain:

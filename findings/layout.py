@@ -79,32 +79,77 @@ class SiteLayout:
         for sid, members in self.strings.items():
             members.sort(key=lambda i: (self.modules[i].centre[1].round(1) * -1, self.modules[i].centre[0]))
             self.strings[sid] = members
+        self._grid_sorted = {k: np.array(sorted(v), np.intp) for k, v in self._grid.items()}
+        # rings grouped by vertex count, so one vectorised test covers every candidate of a group
+        by_k: dict[int, list[int]] = {}
+        for i, m in enumerate(self.modules):
+            by_k.setdefault(len(m.ring), []).append(i)
+        self._ring_k = np.array([len(m.ring) for m in self.modules], np.intp)
+        self._ring_row = np.zeros(len(self.modules), np.intp)
+        self._rings: dict[int, np.ndarray] = {}
+        for k, idx in by_k.items():
+            self._rings[k] = np.stack([self.modules[i].ring for i in idx])
+            self._ring_row[idx] = np.arange(len(idx))
+        self._centres = (
+            np.stack([m.centre for m in self.modules]) if self.modules else np.empty((0, 2), float)
+        )
 
     def module(self, module_id: str) -> Module:
         return self.modules[self._by_id[module_id]]
 
+    def centres(self) -> np.ndarray:
+        """(M, 2) module centres (mean of each ring's vertices), in module order."""
+        return self._centres
+
     def candidates(self, e: float, n: float, radius: float) -> list[int]:
-        """Indices of modules whose grid cells lie within ``radius`` metres of (e, n)."""
-        out: set[int] = set()
+        """Indices of modules whose grid cells lie within ``radius`` metres of (e, n) (ascending)."""
+        return self.candidate_array(e, n, radius).tolist()
+
+    def candidate_array(self, e: float, n: float, radius: float) -> np.ndarray:
+        """(C,) ascending indices of modules whose grid cells lie within ``radius`` metres of (e, n)."""
         c = self.cell_m
-        for gx in range(math.floor((e - radius) / c), math.floor((e + radius) / c) + 1):
-            for gy in range(math.floor((n - radius) / c), math.floor((n + radius) / c) + 1):
-                out.update(self._grid.get((gx, gy), ()))
-        return sorted(out)
+        parts = [
+            self._grid_sorted[(gx, gy)]
+            for gx in range(math.floor((e - radius) / c), math.floor((e + radius) / c) + 1)
+            for gy in range(math.floor((n - radius) / c), math.floor((n + radius) / c) + 1)
+            if (gx, gy) in self._grid_sorted
+        ]
+        if not parts:
+            return np.empty(0, np.intp)
+        if len(parts) == 1:
+            return parts[0]
+        return np.unique(np.concatenate(parts))
+
+    def _inside_and_distance(self, e: float, n: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) bool inside and (C,) distance to the boundary of modules ``idx`` — the same arithmetic as
+        :func:`point_in_polygon` and :func:`distance_to_ring`, vectorised over the modules."""
+        inside = np.zeros(len(idx), bool)
+        dist = np.empty(len(idx), float)
+        ks = self._ring_k[idx]
+        for k in np.unique(ks):
+            sel = np.flatnonzero(ks == k)
+            rings = self._rings[int(k)][self._ring_row[idx[sel]]]
+            inside[sel] = points_in_polygons(e, n, rings)
+            dist[sel] = distances_to_rings(e, n, rings)
+        return inside, dist
 
     def locate_module(self, e: float, n: float, tolerance_m: float) -> tuple[Module | None, float, str]:
         """The module containing (e, n), else the nearest within ``tolerance_m``.
 
         Returns ``(module or None, distance in metres (0 inside), how: "inside" | "nearest" | reason)``.
+        Candidates come from the grid index and are tested in one vectorised step; the result equals testing
+        them one by one in index order (the first containing module, else the first nearest).
         """
+        idx = self.candidate_array(e, n, tolerance_m + 0.1)
         best, best_d = None, math.inf
-        for i in self.candidates(e, n, tolerance_m + 0.1):
-            ring = self.modules[i].ring
-            if point_in_polygon(e, n, ring):
-                return self.modules[i], 0.0, "inside"
-            d = distance_to_ring(e, n, ring)
-            if d < best_d:
-                best, best_d = self.modules[i], d
+        if len(idx):
+            inside, dist = self._inside_and_distance(e, n, idx)
+            hit = np.flatnonzero(inside)
+            if len(hit):
+                return self.modules[int(idx[hit[0]])], 0.0, "inside"
+            j = int(np.argmin(dist))
+            if dist[j] < math.inf:
+                best, best_d = self.modules[int(idx[j])], float(dist[j])
         if best is not None and best_d <= tolerance_m:
             return best, best_d, "nearest"
         if not self.modules:
@@ -115,9 +160,11 @@ class SiteLayout:
         """Indices of modules whose centre lies inside ``poly`` ((K, 2) local metres)."""
         c = poly.mean(0)
         radius = float(np.max(np.hypot(*(poly - c).T))) + 1.0
-        return [
-            i for i in self.candidates(c[0], c[1], radius) if point_in_polygon(*self.modules[i].centre, poly)
-        ]
+        idx = self.candidate_array(c[0], c[1], radius)
+        if not len(idx):
+            return []
+        cen = self._centres[idx]
+        return idx[points_in_polygon(cen[:, 0], cen[:, 1], poly)].tolist()
 
     def nearest_turbine(self, e: float, n: float) -> tuple[Turbine | None, float]:
         best, best_d = None, math.inf
@@ -137,6 +184,25 @@ def point_in_polygon(x: float, y: float, ring: np.ndarray) -> bool:
     return bool(np.count_nonzero(cross) % 2)
 
 
+def points_in_polygon(x: np.ndarray, y: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """(P,) bool: :func:`point_in_polygon` of each of the (P,) points (x, y) in one ``ring`` (K, 2)."""
+    xs, ys = ring[None, :, 0], ring[None, :, 1]
+    xj, yj = np.roll(xs, 1, axis=1), np.roll(ys, 1, axis=1)
+    px, py = np.asarray(x, float)[:, None], np.asarray(y, float)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = ((ys > py) != (yj > py)) & (px < (xj - xs) * (py - ys) / (yj - ys) + xs)
+    return np.count_nonzero(cross, axis=1) % 2 == 1
+
+
+def points_in_polygons(x: float, y: float, rings: np.ndarray) -> np.ndarray:
+    """(R,) bool: :func:`point_in_polygon` of one point in each of ``rings`` (R, K, 2)."""
+    xs, ys = rings[:, :, 0], rings[:, :, 1]
+    xj, yj = np.roll(xs, 1, axis=1), np.roll(ys, 1, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = ((ys > y) != (yj > y)) & (x < (xj - xs) * (y - ys) / (yj - ys) + xs)
+    return np.count_nonzero(cross, axis=1) % 2 == 1
+
+
 def distance_to_ring(x: float, y: float, ring: np.ndarray) -> float:
     """Shortest distance from (x, y) to the polygon's boundary."""
     a = ring
@@ -146,6 +212,28 @@ def distance_to_ring(x: float, y: float, ring: np.ndarray) -> float:
     t = np.clip(np.sum(ap * ab, 1) / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
     proj = a + t[:, None] * ab
     return float(np.min(np.hypot(*(np.array([x, y]) - proj).T)))
+
+
+def distances_to_rings(x: float, y: float, rings: np.ndarray) -> np.ndarray:
+    """(R,) :func:`distance_to_ring` of one point to each of ``rings`` (R, K, 2) (same arithmetic)."""
+    p = np.array([x, y])
+    a = rings
+    ab = np.roll(rings, -1, axis=1) - a
+    ap = p - a
+    t = np.clip(np.sum(ap * ab, 2) / np.maximum(np.sum(ab * ab, 2), 1e-12), 0, 1)
+    d = p - (a + t[:, :, None] * ab)
+    return np.min(np.hypot(d[:, :, 0], d[:, :, 1]), axis=1)
+
+
+def distances_of_points_to_ring(x: np.ndarray, y: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """(P,) :func:`distance_to_ring` of each of the (P,) points (x, y) to one ``ring`` (K, 2)."""
+    p = np.stack([np.asarray(x, float), np.asarray(y, float)], 1)[:, None, :]
+    a = ring[None]
+    ab = np.roll(ring, -1, axis=0)[None] - a
+    ap = p - a
+    t = np.clip(np.sum(ap * ab, 2) / np.maximum(np.sum(ab * ab, 2), 1e-12), 0, 1)
+    d = p - (a + t[:, :, None] * ab)
+    return np.min(np.hypot(d[:, :, 0], d[:, :, 1]), axis=1)
 
 
 def _ring_of(geom: dict, where: str) -> list:

@@ -23,16 +23,29 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
+import cv2
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import transforms
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.collections import PolyCollection
+from matplotlib.patches import Patch
 
 from findings import grading
 from findings.build import FlightFindings
 from findings.schema import SCHEMA_PATH, validate_findings
 
+MAX_TICK_LABELS = 60
+"""The ΔT plot labels every finding up to this many, then every k-th (unreadable otherwise, and slow)."""
+CROPS_PER_PAGE = 12
+MAX_PDF_CROPS = 240
+"""Crop sheets in the PDF: the most severe findings' first (the HTML report and ``crops/`` have them all)."""
+MAX_MAP_LABELS = 150
+"""Finding ids written next to their points on the PDF map: the most severe first (all points are drawn)."""
+ROWS_PER_PAGE = 48
 SEVERITY_COLOURS = {
     "critical": "#d70015",
     "major": "#ff9500",
@@ -202,28 +215,52 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _bar_polygons(centres: np.ndarray, heights: np.ndarray, width: float) -> np.ndarray:
+    """(N, 4, 2) rectangles of bars centred at ``centres`` (N,) from 0 to ``heights`` (N,): one collection
+    draws them all (a bar chart of one patch per bar takes seconds with thousands of findings)."""
+    x0, x1 = centres - width / 2, centres + width / 2
+    zero = np.zeros_like(heights)
+    return np.stack(
+        [
+            np.stack([x0, zero], 1),
+            np.stack([x1, zero], 1),
+            np.stack([x1, heights], 1),
+            np.stack([x0, heights], 1),
+        ],
+        1,
+    )
+
+
 def delta_t_figure(doc: dict[str, Any]):
     """Bar chart of measured and normalised ΔT per finding with the CoA limits (thermal flights)."""
     fs = [f for f in doc["findings"] if (f.get("thermal") or {}).get("delta_t_k") is not None]
     fig, ax = plt.subplots(figsize=(8, 3.2))
     if fs:
-        x = range(len(fs))
-        ax.bar(
-            [i - 0.2 for i in x],
-            [f["thermal"]["delta_t_k"] for f in fs],
-            0.4,
-            label="ΔT measured",
-            color=[SEVERITY_COLOURS[f["grade"]["severity"]] for f in fs],
-        )
-        norm = [f["thermal"]["delta_t_norm_k"] or 0 for f in fs]
-        ax.bar([i + 0.2 for i in x], norm, 0.4, label="ΔT at 1000 W/m² (linear)", color="#5ac8fa")
-        ax.set_xticks(list(x), [f["id"] for f in fs], rotation=90, fontsize=7)
+        x = np.arange(len(fs), dtype=float)
+        measured = np.array([f["thermal"]["delta_t_k"] for f in fs], float)
+        norm = np.array([f["thermal"]["delta_t_norm_k"] or 0 for f in fs], float)
+        colours = [SEVERITY_COLOURS[f["grade"]["severity"]] for f in fs]
+        ax.add_collection(PolyCollection(_bar_polygons(x - 0.2, measured, 0.4), facecolors=colours))
+        ax.add_collection(PolyCollection(_bar_polygons(x + 0.2, norm, 0.4), facecolors="#5ac8fa"))
+        heights = np.concatenate([measured, norm, list(grading.COA_THRESHOLDS_K)])
+        lo, hi = min(0.0, float(heights.min())), max(0.0, float(heights.max()))
+        ax.set_xlim(-0.8, len(fs) - 0.2)
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        handles = [
+            Patch(facecolor=colours[0], label="ΔT measured"),
+            Patch(facecolor="#5ac8fa", label="ΔT at 1000 W/m² (linear)"),
+        ]
+        step = -(-len(fs) // MAX_TICK_LABELS)  # every finding up to MAX_TICK_LABELS, then every step-th
+        ticks = list(range(0, len(fs), step))
+        ax.set_xticks(ticks, [fs[i]["id"] for i in ticks], rotation=90, fontsize=7)
+        if step > 1:
+            ax.set_xlabel(f"findings in id order (every {step}th labelled)", fontsize=7)
     for t in grading.COA_THRESHOLDS_K:
         ax.axhline(t, color="#d70015", ls="--", lw=0.8)
     ax.set_ylabel("ΔT (K)")
     ax.set_title("ΔT per finding (dashed: CoA 2 / CoA 3 limits for hotspots and junction boxes)", fontsize=9)
     if fs:
-        ax.legend(fontsize=7)
+        ax.legend(handles=handles, fontsize=7, loc="upper right")  # "best" scans every bar: slow
     else:
         ax.text(0.5, 0.5, "no ΔT measured", ha="center", va="center", transform=ax.transAxes)
     return fig
@@ -234,8 +271,6 @@ def map_figure(ff: FlightFindings):
     fig, ax = plt.subplots(figsize=(8, 6))
     lay = ff.layout
     if lay is not None and lay.kind == "pv":
-        from matplotlib.collections import PolyCollection
-
         ax.add_collection(
             PolyCollection(
                 [m.ring for m in lay.modules], facecolors="#dfe6ee", edgecolors="#9aa7b5", linewidths=0.3
@@ -245,26 +280,36 @@ def map_figure(ff: FlightFindings):
         ax.scatter([t.e for t in lay.turbines], [t.n for t in lay.turbines], marker="^", s=80, c="#333")
         for t in lay.turbines:
             ax.annotate(t.turbine_id, (t.e, t.n), fontsize=7)
-    for f in ff.findings:
-        loc = f["location"]
-        if loc["located"] and "e_m" in loc:
-            ax.scatter(
-                loc["e_m"],
-                loc["n_m"],
-                s=40,
-                c=SEVERITY_COLOURS[f["grade"]["severity"]],
-                edgecolors="k",
-                linewidths=0.5,
-                zorder=3,
-            )
-            ax.annotate(
-                f["id"], (loc["e_m"], loc["n_m"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
+    located = [f for f in ff.findings if f["location"]["located"] and "e_m" in f["location"]]
+    if located:
+        e = [f["location"]["e_m"] for f in located]
+        n = [f["location"]["n_m"] for f in located]
+        ax.scatter(
+            e,
+            n,
+            s=40,
+            c=[SEVERITY_COLOURS[f["grade"]["severity"]] for f in located],
+            edgecolors="k",
+            linewidths=0.5,
+            zorder=3,
+        )
+        offset = transforms.offset_copy(ax.transData, fig=fig, x=3, y=3, units="points")
+        for f, x, y in list(zip(located, e, n, strict=True))[:MAX_MAP_LABELS]:
+            ax.text(x, y, f["id"], fontsize=6, transform=offset)
     ax.set_aspect("equal")
     ax.autoscale()
     ax.set_xlabel("east (m)")
     ax.set_ylabel("north (m)")
-    ax.set_title("Findings on the as-built layout (local metres; colour = severity)", fontsize=9)
+    more = len(located) - MAX_MAP_LABELS if located else 0
+    ax.set_title(
+        "Findings on the as-built layout (local metres; colour = severity)"
+        + (
+            f"\nids of the {MAX_MAP_LABELS} most severe shown, {more} more points unlabelled"
+            if more > 0
+            else ""
+        ),
+        fontsize=9,
+    )
     return fig
 
 
@@ -347,7 +392,10 @@ def render_html(
     ff: FlightFindings,
     warnings: list[dict[str, Any]] | None = None,
     review: dict[str, dict[str, Any]] | None = None,
+    *,
+    delta_t_png: str | None = None,
 ) -> str:
+    """The HTML report; ``delta_t_png``: the ΔT plot as base64 PNG when already rendered (thermal)."""
     doc = ff.doc
     c = doc["counts"]
     e = html.escape
@@ -408,7 +456,8 @@ def render_html(
     out.append("<h2>Map</h2>" + svg_map(ff))
     if doc.get("kind") == "pv-thermal":
         out.append(
-            f"<h2>ΔT</h2><img alt='ΔT per finding' src='data:image/png;base64,{_png(delta_t_figure(doc))}'>"
+            "<h2>ΔT</h2><img alt='ΔT per finding' src='data:image/png;base64,"
+            f"{delta_t_png or _png(delta_t_figure(doc))}'>"
         )
     out.append(
         "<h2>Findings</h2><table><tr><th>ID</th><th>Crop</th><th>Class</th><th>Grade</th><th>Asset</th>"
@@ -488,17 +537,86 @@ def render_html(
 
 # --------------------------------------------------------------------------------------------- PDF
 def _text_page(pdf: PdfPages, title: str, lines: list[str]) -> None:
+    """A page of monospace lines, drawn as one text block (one artist, not one per line)."""
     fig = plt.figure(figsize=(8.27, 11.69))
     fig.text(0.06, 0.96, title, fontsize=14, weight="bold", va="top")
-    y = 0.92
-    for line in lines:
-        fig.text(0.06, y, line, fontsize=8, va="top", family="monospace")
-        y -= 0.018
-    pdf.savefig(fig)
+    # PDF core fonts (Courier, Helvetica: no glyph layout or embedding, ~20x faster for pages of text) when
+    # every character has one in their cp1252 encoding; else the embedded DejaVu fonts
+    core = all(_cp1252(t) for t in (title, *lines))
+    if lines:
+        fig.text(
+            0.06,
+            0.92,
+            "\n".join(lines),
+            fontsize=8,
+            va="top",
+            family="monospace",
+            linespacing=1.75,
+            weight="medium" if core else "normal",  # Courier's only weight is medium
+        )
+    with matplotlib.rc_context({"pdf.use14corefonts": core}):
+        pdf.savefig(fig)
     plt.close(fig)
 
 
-def render_pdf(ff: FlightFindings, path: Path, warnings: list[dict[str, Any]] | None = None) -> None:
+def _cp1252(text: str) -> bool:
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def crop_sheet(crops: list[np.ndarray], cols: int = 3, rows: int = 4, cell: int = 160) -> np.ndarray:
+    """(rows·(cell+pad), cols·(cell+pad), 3) uint8 RGB: the crops (each (h, w, 3) BGR, at most ``cell`` px)
+    centred in a white grid, for one PDF page (one image instead of one axes per crop)."""
+    pad = cell // 4
+    sheet = np.full((rows * (cell + pad), cols * (cell + pad), 3), 255, np.uint8)
+    for k, img in enumerate(crops[: rows * cols]):
+        r, c = divmod(k, cols)
+        h, w = min(img.shape[0], cell), min(img.shape[1], cell)
+        y0 = r * (cell + pad) + pad + (cell - h) // 2
+        x0 = c * (cell + pad) + pad // 2 + (cell - w) // 2
+        sheet[y0 : y0 + h, x0 : x0 + w] = img[:h, :w, ::-1]
+    return sheet
+
+
+def _crop_pages(pdf: PdfPages, items: list[tuple[dict[str, Any], bytes]]) -> None:
+    """Pages of :data:`CROPS_PER_PAGE` annotated crops with the finding's id, class and grade above each."""
+    cols, rows = 3, CROPS_PER_PAGE // 3
+    for k in range(0, len(items), CROPS_PER_PAGE):
+        page = items[k : k + CROPS_PER_PAGE]
+        decoded = [cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) for _, png in page]
+        cell = max([48, *(max(im.shape[:2]) for im in decoded if im is not None)])
+        pad = cell // 4
+        imgs = [im if im is not None else np.full((cell, cell, 3), 200, np.uint8) for im in decoded]
+        sheet = crop_sheet(imgs, cols, rows, cell)
+        fig = plt.figure(figsize=(8.27, 11.69))
+        ax = fig.add_axes((0.04, 0.03, 0.92, 0.94))
+        ax.imshow(sheet, interpolation="none")  # embedded as is in the PDF, not resampled
+        ax.axis("off")
+        for j, (f, _) in enumerate(page):
+            r, c = divmod(j, cols)
+            ax.text(
+                c * (cell + pad) + pad // 2 + cell / 2,
+                r * (cell + pad) + pad - 3,
+                f"{f['id']} {f['class']}\n{f['grade']['label']}",
+                fontsize=7,
+                ha="center",
+                va="bottom",
+            )
+        pdf.savefig(fig)
+        plt.close(fig)
+
+
+def render_pdf(
+    ff: FlightFindings,
+    path: Path,
+    warnings: list[dict[str, Any]] | None = None,
+    *,
+    delta_t_fig: Any = None,
+) -> None:
+    """The PDF report; ``delta_t_fig``: the ΔT figure when already built (thermal; closed here)."""
     doc, c = ff.doc, ff.doc["counts"]
     with PdfPages(path) as pdf:
         lines = [
@@ -538,7 +656,7 @@ def render_pdf(ff: FlightFindings, path: Path, warnings: list[dict[str, Any]] | 
         pdf.savefig(map_figure(ff))
         plt.close("all")
         if doc["kind"] == "pv-thermal":
-            pdf.savefig(delta_t_figure(doc))
+            pdf.savefig(delta_t_fig if delta_t_fig is not None else delta_t_figure(doc))
             plt.close("all")
         rows = []
         for f in doc["findings"]:
@@ -548,18 +666,20 @@ def render_pdf(ff: FlightFindings, path: Path, warnings: list[dict[str, Any]] | 
                 f"{f['id']:<6}{f['class'][:20]:<21}{f['grade']['label']:<12}{dt:<8}"
                 f"{_asset_text(f)[:48]:<49}{(f.get('trend') or {}).get('status', '')}"
             )
-        for k in range(0, max(len(rows), 1), 48):
-            _text_page(pdf, "Findings" + (f" ({k // 48 + 1})" if len(rows) > 48 else ""), rows[k : k + 48])
+        n = ROWS_PER_PAGE
+        for k in range(0, max(len(rows), 1), n):
+            _text_page(pdf, "Findings" + (f" ({k // n + 1})" if len(rows) > n else ""), rows[k : k + n])
         crops = [(f, ff.crops[f["id"]]) for f in doc["findings"] if f["id"] in ff.crops]
-        for k in range(0, len(crops), 12):
-            fig, axes = plt.subplots(4, 3, figsize=(8.27, 11.69))
-            for ax in axes.ravel():
-                ax.axis("off")
-            for ax, (f, png) in zip(axes.ravel(), crops[k : k + 12], strict=False):
-                ax.imshow(plt.imread(io.BytesIO(png), format="png"))
-                ax.set_title(f"{f['id']} {f['class']}\n{f['grade']['label']}", fontsize=7)
-            pdf.savefig(fig)
-            plt.close(fig)
+        _crop_pages(pdf, crops[:MAX_PDF_CROPS])
+        if len(crops) > MAX_PDF_CROPS:
+            _text_page(
+                pdf,
+                "More crops",
+                [
+                    f"The PDF shows the crops of the {MAX_PDF_CROPS} most severe findings; the crops of the other",
+                    f"{len(crops) - MAX_PDF_CROPS} are in report.html and in the crops/ folder.",
+                ],
+            )
         meta = pdf.infodict()
         meta["Title"] = f"skyinspect {doc['site']} / {doc['flight']}"
         meta["Creator"] = "skyinspect findings"
@@ -659,10 +779,16 @@ def write_reports(
         for fid, png in ff.crops.items():
             (crops_dir / f"{fid}.png").write_bytes(png)
             paths[f"crop:{fid}"] = crops_dir / f"{fid}.png"
+    dt_fig = dt_png = None
+    if doc.get("kind") == "pv-thermal":  # one ΔT figure for both the HTML and the PDF
+        dt_fig = delta_t_figure(doc)
+        buf = io.BytesIO()
+        dt_fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        dt_png = base64.b64encode(buf.getvalue()).decode("ascii")
     paths["html"] = out / "report.html"
-    paths["html"].write_text(render_html(ff, warnings, review), "utf-8")
+    paths["html"].write_text(render_html(ff, warnings, review, delta_t_png=dt_png), "utf-8")
     paths["pdf"] = out / "report.pdf"
-    render_pdf(ff, paths["pdf"], warnings)
+    render_pdf(ff, paths["pdf"], warnings, delta_t_fig=dt_fig)
     if site_docs:
         summary = site_summary(site_docs)
         paths["site_json"] = out / "site_summary.json"

@@ -70,8 +70,51 @@ def _clip_box(xyxy, w: int, h: int, pad: float = 0.0) -> tuple[int, int, int, in
     )
 
 
-def module_mask(camera: FrameCamera, layout: SiteLayout, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """(h, w) bool mask of module pixels (eroded by one pixel) inside ``roi`` = (x0, y0, x1, y1) of the frame."""
+class ModuleProjection:
+    """Every module polygon of a layout projected into one frame, computed once and shared by all its boxes.
+
+    ``polys(idx, x0, y0)`` gives the fillPoly vertices (2 fractional bits) of modules ``idx`` relative to an ROI
+    origin — the same values :func:`module_mask` computed per box before (modules with a vertex behind the
+    camera are left out).
+    """
+
+    def __init__(self, camera: FrameCamera, layout: SiteLayout) -> None:
+        rings = [m.ring for m in layout.modules]
+        self.offsets = np.cumsum([0, *(len(r) for r in rings)])
+        self.px = camera.ground_to_pixel(np.concatenate(rings)) if rings else np.empty((0, 2), float)
+        finite = np.isfinite(self.px).all(axis=1)
+        self.finite = np.logical_and.reduceat(finite, self.offsets[:-1]) if rings else np.empty(0, bool)
+
+    def polys(self, idx: list[int] | np.ndarray, x0: int, y0: int) -> list[np.ndarray]:
+        """(K, 2) int32 vertices (pixel × 4, relative to (x0, y0)) of the modules ``idx`` in front of the camera."""
+        origin = np.array([x0, y0])
+        return [
+            np.rint((self.px[self.offsets[i] : self.offsets[i + 1]] - origin) * 4).astype(np.int32)
+            for i in idx
+            if self.finite[i]
+        ]
+
+
+def exclusion_mask(shape: tuple[int, int], boxes: list[list[float]], pad: float = 2) -> np.ndarray:
+    """(H, W) bool: the union of ``boxes`` (each grown by ``pad`` px and clipped to the frame)."""
+    h, w = shape
+    excl = np.zeros((h, w), bool)
+    for b in boxes:
+        e = _clip_box(b, w, h, pad=pad)
+        excl[e[1] : e[3], e[0] : e[2]] = True
+    return excl
+
+
+def module_mask(
+    camera: FrameCamera,
+    layout: SiteLayout,
+    roi: tuple[int, int, int, int],
+    projection: ModuleProjection | None = None,
+) -> np.ndarray:
+    """(h, w) bool mask of module pixels (eroded by one pixel) inside ``roi`` = (x0, y0, x1, y1) of the frame.
+
+    ``projection``: the frame's :class:`ModuleProjection` (computed here when not given).
+    """
     x0, y0, x1, y1 = roi
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
@@ -80,16 +123,19 @@ def module_mask(camera: FrameCamera, layout: SiteLayout, roi: tuple[int, int, in
         return mask.astype(bool)
     c = ground.mean(0)
     radius = float(np.max(np.hypot(*(ground - c).T))) + 2.0
-    idx = layout.candidates(c[0], c[1], radius)
-    if idx:
-        rings = [layout.modules[i].ring for i in idx]
-        px_all = camera.ground_to_pixel(np.concatenate(rings))
-        polys, k = [], 0
-        for ring in rings:
-            px = px_all[k : k + len(ring)]
-            k += len(ring)
-            if np.all(np.isfinite(px)):
-                polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))  # 2 fractional bits
+    idx = layout.candidate_array(c[0], c[1], radius)
+    if len(idx):
+        if projection is None:
+            rings = [layout.modules[i].ring for i in idx]
+            px_all = camera.ground_to_pixel(np.concatenate(rings))
+            polys, k = [], 0
+            for ring in rings:
+                px = px_all[k : k + len(ring)]
+                k += len(ring)
+                if np.all(np.isfinite(px)):
+                    polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))  # 2 fractional bits
+        else:
+            polys = projection.polys(idx, x0, y0)
         if polys:
             cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
@@ -102,8 +148,15 @@ def measure_delta_t(
     other_boxes: list[list[float]],
     camera: FrameCamera | None = None,
     layout: SiteLayout | None = None,
+    *,
+    exclusion: np.ndarray | None = None,
+    projection: ModuleProjection | None = None,
 ) -> dict:
     """ΔT of the defect in box ``xyxy`` of a (H, W) °C frame (method in the module docstring).
+
+    ``exclusion`` (optional, for many boxes per frame): the frame's (H, W) :func:`exclusion_mask` of
+    ``[xyxy, *other_boxes]``, computed once per frame instead of once per box (``other_boxes`` is then
+    ignored); ``projection``: the frame's :class:`ModuleProjection`.
 
     Returns ``{"delta_t_k", "defect_c", "reference_c", "reference_px", "method"}``; ``delta_t_k`` is None
     (with ``method`` saying why) when the box is empty or no reference pixels exist.
@@ -124,10 +177,9 @@ def measure_delta_t(
     filt = cv2.medianBlur(patch, 3)
     inner = filt[bx[1] - r0[1] : bx[3] - r0[1], bx[0] - r0[0] : bx[2] - r0[0]]
     defect = float(inner.max())
-    excl = np.zeros((h, w), bool)
-    for b in [xyxy, *other_boxes]:
-        e = _clip_box(b, w, h, pad=2)
-        excl[e[1] : e[3], e[0] : e[2]] = True
+    excl = exclusion if exclusion is not None else exclusion_mask((h, w), [xyxy, *other_boxes])
+    if excl.shape != (h, w):
+        raise ValueError(f"exclusion mask has shape {excl.shape}, the frame {(h, w)}")
     use_layout = camera is not None and layout is not None and layout.kind == "pv" and layout.modules
     ref_vals = np.empty(0, np.float32)
     method = "annulus"
@@ -135,7 +187,7 @@ def measure_delta_t(
         gsd = max(camera.gsd_at(camera.u), 1e-3)
         for grow_m in (2.0, 4.0, 8.0):
             roi = _clip_box(xyxy, w, h, pad=grow_m / gsd)
-            mm = module_mask(camera, layout, roi) & ~excl[roi[1] : roi[3], roi[0] : roi[2]]
+            mm = module_mask(camera, layout, roi, projection) & ~excl[roi[1] : roi[3], roi[0] : roi[2]]
             ref_vals = temp_c[roi[1] : roi[3], roi[0] : roi[2]][mm]
             if ref_vals.size >= MIN_REFERENCE_PX:
                 method = f"module pixels within {grow_m:g} m (as-built polygons projected into the frame)"
@@ -169,6 +221,7 @@ def string_medians(
     layout: SiteLayout,
     xyxy: list[float],
     members: dict[str, list[int]],
+    projection: ModuleProjection | None = None,
 ) -> dict[str, float]:
     """string id → median °C of its modules' pixels inside box ``xyxy`` (strings with < 20 such pixels omitted)."""
     h, w = temp_c.shape
@@ -178,11 +231,14 @@ def string_medians(
         return out
     for sid, idx in members.items():
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        polys = []
-        for i in idx:
-            px = camera.ground_to_pixel(layout.modules[i].ring)
-            if np.all(np.isfinite(px)):
-                polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))
+        if projection is not None:
+            polys = projection.polys(idx, x0, y0)
+        else:
+            polys = []
+            for i in idx:
+                px = camera.ground_to_pixel(layout.modules[i].ring)
+                if np.all(np.isfinite(px)):
+                    polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))
         if polys:
             cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)

@@ -64,6 +64,73 @@ def _same(cur: dict[str, Any], prev: dict[str, Any]) -> float | None:
     return d if d <= DIST_TOLERANCE_M else None
 
 
+class _PreviousIndex:
+    """The previous findings indexed so that each current finding is compared only with those :func:`_same`
+    could match: same class and, within it, the same wind blade side, string id or module id, or a located
+    finding in the 3 × 3 cells (3 m, wider than :data:`DIST_TOLERANCE_M`) around it. The pairs found equal
+    those of comparing every pair (tests/findings/test_findings_fastpaths.py)."""
+
+    CELL_M = 3.0
+
+    def __init__(self, prev: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+        self.by_key: dict[tuple, list[int]] = {}
+        self.by_cell: dict[tuple, list[int]] = {}
+        lats = [
+            abs(loc["lat"])
+            for f in (*prev, *current)
+            if (loc := f.get("location") or {}).get("lat") is not None
+        ]
+        self.mlat = 111_320.0
+        # metres per degree of longitude at the highest latitude of any finding: a cell is never narrower in
+        # degrees than the 1.5 m that _same measures at the current finding's own latitude
+        self.mlon = self.mlat * max(math.cos(math.radians(min(max(lats, default=0.0), 90.0))), 1e-9)
+        for j, p in enumerate(prev):
+            for key in self._keys(p, previous=True):
+                self.by_key.setdefault(key, []).append(j)
+            cell = self._cell(p)
+            if cell is not None:
+                self.by_cell.setdefault(cell, []).append(j)
+
+    @staticmethod
+    def _keys(f: dict[str, Any], previous: bool = False) -> list[tuple]:
+        a = f.get("asset") or {}
+        cls = f.get("class")
+        out = []
+        if previous or f.get("domain") == "wind-rgb":
+            out.append((cls, "blade", a.get("turbine_id"), a.get("blade"), a.get("side")))
+            if not previous:
+                return out
+        if a.get("string_id"):
+            out.append((cls, "string", a["string_id"]))
+        if a.get("module_id"):
+            out.append((cls, "module", a["module_id"]))
+        return out
+
+    def _cell(self, f: dict[str, Any]) -> tuple | None:
+        loc = f.get("location") or {}
+        if not loc.get("located") or loc.get("lat") is None or loc.get("lon") is None:
+            return None
+        return (
+            f.get("class"),
+            math.floor(loc["lat"] * self.mlat / self.CELL_M),
+            math.floor(loc["lon"] * self.mlon / self.CELL_M),
+        )
+
+    def candidates(self, cur: dict[str, Any]) -> list[int]:
+        """Indices of the previous findings that may match ``cur`` (a superset of :func:`_same`'s), ascending."""
+        found: set[int] = set()
+        for key in self._keys(cur):
+            found.update(self.by_key.get(key, ()))
+        if cur.get("domain") != "wind-rgb":
+            cell = self._cell(cur)
+            if cell is not None:
+                cls, gy, gx = cell
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        found.update(self.by_cell.get((cls, gy + dy, gx + dx), ()))
+        return sorted(found)
+
+
 def _dt_norm(f: dict[str, Any]) -> float | None:
     t = f.get("thermal") or {}
     return t.get("delta_t_norm_k") if t.get("delta_t_norm_k") is not None else t.get("delta_t_k")
@@ -116,10 +183,11 @@ def apply_trend(doc: dict[str, Any], previous: dict[str, Any]) -> None:
     """Set ``trend`` on every finding of ``doc`` and ``doc["resolved"]`` from the ``previous`` findings.json."""
     days = _days_between(previous.get("inspection_time"), doc.get("inspection_time"))
     prev_list = list(previous.get("findings") or [])
+    index = _PreviousIndex(prev_list, doc["findings"])
     pairs = []
     for i, cur in enumerate(doc["findings"]):
-        for j, prev in enumerate(prev_list):
-            d = _same(cur, prev)
+        for j in index.candidates(cur):
+            d = _same(cur, prev_list[j])
             if d is not None:
                 pairs.append((d, i, j))
     pairs.sort()
