@@ -79,6 +79,53 @@ class EvalConfig:
     limit: int | None = None
     threads: int | None = None
     ap_method: str = "coco"
+    recall_conf: float = 0.25
+
+
+SMALL_FRACTION = 1 / 40
+"""An object is *small* when its longest side is under this fraction of the frame's longest side."""
+
+
+class SizeRecall:
+    """Recall at one confidence threshold, split into small objects and the rest (see the module docstring)."""
+
+    def __init__(self, conf: float, iou: float = 0.5) -> None:
+        if not 0.0 <= conf <= 1.0:
+            raise ValueError(f"recall_conf must be in 0..1, got {conf}")
+        self.conf, self.iou = conf, iou
+        self.found = {"small": 0, "other": 0}
+        self.total = {"small": 0, "other": 0}
+
+    def add(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray, gt_xyxy: np.ndarray, gt_cls: np.ndarray,
+            frame_hw: tuple[int, int]) -> None:  # fmt: skip
+        """One image: detections (N, 4)/(N,)/(N,) and ground truth (M, 4)/(M,), pixel xyxy of the same frame."""
+        from detection.boxes import box_iou
+
+        if len(gt_xyxy) == 0:
+            return
+        small = np.max(gt_xyxy[:, 2:] - gt_xyxy[:, :2], axis=1) < SMALL_FRACTION * max(frame_hw)
+        matched = np.zeros(len(gt_xyxy), dtype=bool)
+        keep = conf >= self.conf
+        xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep]
+        if len(xyxy):
+            iou = box_iou(xyxy, gt_xyxy)
+            iou[cls[:, None] != gt_cls[None, :]] = 0.0
+            for i in np.argsort(-conf, kind="stable"):  # greedy, best detection first, one GT per detection
+                free = np.where(matched, 0.0, iou[i])
+                j = int(np.argmax(free))
+                if free[j] >= self.iou:
+                    matched[j] = True
+        for bucket, mask in (("small", small), ("other", ~small)):
+            self.total[bucket] += int(mask.sum())
+            self.found[bucket] += int((matched & mask).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"conf": self.conf, "iou": self.iou, "small_fraction": SMALL_FRACTION}
+        for bucket in ("small", "other"):
+            n = self.total[bucket]
+            out[bucket] = {"objects": n, "found": self.found[bucket],
+                           "recall": round(self.found[bucket] / n, 4) if n else None}  # fmt: skip
+        return out
 
 
 @dataclass(frozen=True)
@@ -266,6 +313,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
 
         runner = SlicedDetector(detector, overlap=cfg.overlap, batch_size=cfg.batch)
     acc = MetricsAccumulator(data.names)
+    by_size = SizeRecall(cfg.recall_conf)
     t0 = time.perf_counter()
     infer_s = 0.0
     bar = tqdm(total=len(samples), desc=f"evaluate {Path(cfg.model).name}", unit="img", disable=None)
@@ -287,6 +335,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
             h, w = img.shape[:2]
             gt_xyxy, gt_cls = ground_truth(sample, w, h, len(data.names))
             acc.add(dets.xyxy, dets.confidence, dets.class_id, gt_xyxy, gt_cls)
+            by_size.add(dets.xyxy, dets.confidence, dets.class_id, gt_xyxy, gt_cls, (h, w))
         bar.update(len(chunk))
     bar.close()
     metrics = acc.compute(method=cfg.ap_method)  # type: ignore[arg-type]
@@ -296,6 +345,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         **metrics.to_dict(),
         "model": str(Path(cfg.model).resolve()),
         "model_sha256": _file_sha256(Path(cfg.model)),
+        "recall_by_size": by_size.to_dict(),
         "backend": detector.backend.name,
         "providers": detector.backend.providers,
         "input_hw": list(detector.input_hw),

@@ -1,0 +1,132 @@
+"""The findings targets measured end to end through the default models (``python -m skyinspect.acceptance``).
+
+For each domain: render a synthetic flight whose seed no training used (2001, 2101, 2201 — training flights are
+1000+, the models' own held-out evaluation flights 2000/2100/2200), ingest it into the store, run it through the
+Dagster flight job with the shipped default model (exactly what ``make demo`` and ``skyinspect run`` do), then
+score its findings against the generator's registry of unique defects (``findings.score``, the code behind
+``skyinspect score``). Prints one row per domain and the issue's targets beside them; ``--json`` prints one object.
+
+    python -m skyinspect.acceptance [--kind pv-thermal] [--images 120] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from skyinspect.demo import DemoFlight, render
+
+log = logging.getLogger("skyinspect.acceptance")
+
+FLIGHTS = {
+    "pv-thermal": DemoFlight("pv-thermal", "acceptance-pv-plant", "thermal-2001", 120, 2001),
+    "pv-rgb": DemoFlight("pv-rgb", "acceptance-pv-plant", "rgb-2101", 12, 2101),
+    "wind-rgb": DemoFlight("wind-rgb", "acceptance-wind-farm", "blades-2201", 40, 2201),
+}
+TARGETS = {
+    "recall": (">=", 0.90),
+    "precision": (">=", 0.90),
+    "duplicate_rate": ("<=", 0.05),
+    "median_location_error_m": ("<=", 1.0),  # PV only
+    "module_id_accuracy": (">=", 0.90),  # PV only
+    "grade_agreement": (">=", 0.90),  # CoA on pv-thermal
+}
+PV_ONLY = {"median_location_error_m", "module_id_accuracy"}
+
+
+def meets(kind: str, key: str, value: float | None) -> bool | None:
+    """Whether ``value`` meets the issue's target for ``key`` (``None``: no target applies or no value)."""
+    if key not in TARGETS or value is None or (key in PV_ONLY and not kind.startswith("pv")):
+        return None
+    if key == "grade_agreement" and kind != "pv-thermal":
+        return None
+    op, target = TARGETS[key]
+    return value >= target if op == ">=" else value <= target
+
+
+def run_one(
+    spec: DemoFlight, images: int, work: Path, settings: Any, resources: dict[str, Any]
+) -> dict[str, Any]:
+    """Render → ingest → Dagster flight job → score, for one flight → its row."""
+    from findings.api import import_layout
+    from findings.score import score
+    from ingest.api import ingest_flight
+    from objectstore.client import ObjectStore
+    from objectstore.keys import findings_key
+    from pipelines.runner import run_flight
+
+    t0 = time.perf_counter()
+    folder = render(spec, work, images)
+    with ObjectStore.from_settings(settings) as store:
+        ingest_flight(folder / "flight", spec.site, spec.flight, store=store, settings=settings, kind=spec.kind,
+                      progress=False)  # fmt: skip
+        layout = folder / "site" / "layout.geojson"
+        if layout.is_file():
+            import_layout(store, spec.site, layout.read_bytes(), str(layout))
+        model = resources["models"].resolve(spec.kind)
+        result = run_flight(settings, spec.site, spec.flight, resources=resources, log_level="CRITICAL")
+        if not result.success:
+            raise RuntimeError(f"{spec.kind}: flight run failed: {result.failures[:1]}")
+        scores = score(store.get_json(findings_key(spec.site, spec.flight)), folder)
+    row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "model": model.reason,
+                           "detections": result.metadata.get("flight_detections", {}).get("detections"),
+                           "seconds": round(time.perf_counter() - t0, 1), **scores}  # fmt: skip
+    row["meets"] = {k: m for k in TARGETS if (m := meets(spec.kind, k, scores.get(k))) is not None}
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m skyinspect.acceptance", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--kind", action="append", choices=sorted(FLIGHTS), help="Only this kind (repeatable)."
+    )
+    parser.add_argument("--images", type=int, default=None, help="Frames per flight (default: per kind).")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    args = parser.parse_args(argv)
+    if args.images is not None and args.images < 1:
+        parser.error("--images must be >= 1")
+
+    from pipelines.cli import ensure_store
+    from pipelines.definitions import resources_for
+    from pipelines.resources import SettingsResource
+    from skyinspect.config import load_settings
+    from skyinspect.log import setup_logging
+
+    settings = load_settings()
+    setup_logging("WARNING")
+    ensure_store(settings)
+    resources = resources_for(SettingsResource.from_settings(settings))
+    rows = [
+        run_one(
+            FLIGHTS[k],
+            args.images or FLIGHTS[k].images,
+            settings.data_dir / "acceptance",
+            settings,
+            resources,
+        )
+        for k in args.kind or list(FLIGHTS)
+    ]
+    if args.json:
+        print(json.dumps({"flights": rows}, indent=2, default=str))
+        return 0
+    keys = list(TARGETS)
+    print("| kind | images | detections | " + " | ".join(keys) + " |", file=sys.stdout)
+    print("|---" * (3 + len(keys)) + "|")
+    for row in rows:
+        cells = []
+        for k in keys:
+            v, ok = row.get(k), row["meets"].get(k)
+            cells.append("n/a" if v is None else f"{v:.3f}" + ("" if ok is None else (" ✓" if ok else " ✗")))
+        print(f"| {row['kind']} | {row['images']} | {row['detections']} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
