@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,12 +241,10 @@ def process_flight(
         review=_review_status(site, flight, settings),
     )
     (local / "warnings.json").write_text(json.dumps(warnings_doc, indent=1, ensure_ascii=False), "utf-8")
-    report_keys: dict[str, str] = {}
-    for name, path in paths.items():
-        rel = path.relative_to(local).as_posix()
-        key = keys.report_key(site, flight, rel)
-        store.put_file(key, path)
-        report_keys[name] = key
+    report_keys = {
+        name: keys.report_key(site, flight, p.relative_to(local).as_posix()) for name, p in paths.items()
+    }
+    upload_files(store, [(report_keys[name], path) for name, path in paths.items()])
     fkey, wkey = keys.findings_key(site, flight), keys.warnings_key(site, flight)
     store.put_json(wkey, warnings_doc)
     store.put_json(fkey, ff.doc)  # last: its presence means the flight's results are complete
@@ -264,6 +263,25 @@ def process_flight(
         deliveries,
         (previous or {}).get("flight"),
     )
+
+
+UPLOAD_WORKERS = 8
+
+
+def upload_files(store: ObjectStore, items: list[tuple[str, Path]], workers: int = UPLOAD_WORKERS) -> None:
+    """PUT every ``(key, local path)`` — in parallel (a flight with many findings has thousands of crops, and
+    one PUT at a time waits on the round trip of each).
+
+    Raises:
+        objectstore.client.ObjectStoreError: the first upload that failed (after the client's retries).
+    """
+    if len(items) <= 1 or workers <= 1:
+        for key, path in items:
+            store.put_file(key, path)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="findings-upload") as pool:
+        for future in [pool.submit(store.put_file, key, path) for key, path in items]:
+            future.result()
 
 
 def import_layout(store: ObjectStore, site: str, data: bytes, name: str = "layout") -> dict[str, Any]:

@@ -595,17 +595,21 @@ def _crop_pages(pdf: PdfPages, items: list[tuple[dict[str, Any], bytes]]) -> Non
         ax = fig.add_axes((0.04, 0.03, 0.92, 0.94))
         ax.imshow(sheet, interpolation="none")  # embedded as is in the PDF, not resampled
         ax.axis("off")
-        for j, (f, _) in enumerate(page):
+        captions = [f"{f['id']} {f['class']}\n{f['grade']['label']}" for f, _ in page]
+        core = all(_cp1252(t) for t in captions)
+        for j, caption in enumerate(captions):
             r, c = divmod(j, cols)
             ax.text(
                 c * (cell + pad) + pad // 2 + cell / 2,
                 r * (cell + pad) + pad - 3,
-                f"{f['id']} {f['class']}\n{f['grade']['label']}",
+                caption,
                 fontsize=7,
                 ha="center",
                 va="bottom",
+                weight="medium" if core else "normal",  # the core Helvetica's regular weight is medium
             )
-        pdf.savefig(fig)
+        with matplotlib.rc_context({"pdf.use14corefonts": core}):
+            pdf.savefig(fig)
         plt.close(fig)
 
 
