@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ class ProcessResult:
     warnings: list[dict[str, Any]]
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     previous_flight: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: georef, dedup, assign, grade, trend, crops (build_findings), reports, upload."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ class ProcessResult:
             "warnings": len(self.warnings),
             "deliveries": self.deliveries,
             "previous_flight": self.previous_flight,
+            "timings": self.timings,
         }
 
 
@@ -124,19 +129,72 @@ def previous_findings(
     return max(others, key=lambda d: (d.get("inspection_time") or "", d.get("generated") or ""))
 
 
-def store_readers(store: ObjectStore, manifest: dict[str, Any], site: str, flight: str):
-    """(thermal_reader, image_reader) that fetch a flight's frames from the store by relative path."""
+def frame_keys(manifest: dict[str, Any], site: str, flight: str) -> dict[str, str]:
+    """relative path (each of an image's paths) → the image's store key."""
     paths: dict[str, str] = {}
     for rec in manifest.get("images", []):
         for p in [rec.get("path"), *(rec.get("paths") or [])]:
             if p:
                 paths[p] = rec.get("key") or keys.image_key(site, flight, rec["path"])
+    return paths
+
+
+class Prefetcher:
+    """Fetches objects ahead of their use, in the order they will be asked for, at most ``ahead`` at a time.
+
+    ``get(key)`` returns the bytes of ``key``: from the prefetch when it was planned (and starts the next
+    planned fetch), else fetched now. Memory holds at most ``ahead`` objects not yet asked for.
+    """
+
+    def __init__(self, store: ObjectStore, planned: list[str], ahead: int = 8, workers: int = 4) -> None:
+        self.store = store
+        self.planned = list(dict.fromkeys(planned))
+        self.next = 0
+        self.ahead = ahead
+        self.pending: dict[str, Future[bytes]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="findings-prefetch")
+        self.lock = threading.Lock()
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while len(self.pending) < self.ahead and self.next < len(self.planned):
+            key = self.planned[self.next]
+            self.next += 1
+            self.pending[key] = self.pool.submit(self.store.get_bytes, key)
+
+    def get(self, key: str) -> bytes:
+        with self.lock:
+            future = self.pending.pop(key, None)
+            self._top_up()
+        return future.result() if future is not None else self.store.get_bytes(key)
+
+    def close(self) -> None:
+        with self.lock:
+            for future in self.pending.values():
+                future.cancel()
+            self.pending.clear()
+        self.pool.shutdown(wait=True)
+
+
+def store_readers(
+    store: ObjectStore,
+    manifest: dict[str, Any],
+    site: str,
+    flight: str,
+    prefetch: Prefetcher | None = None,
+):
+    """(thermal_reader, image_reader) that fetch a flight's frames from the store by relative path.
+
+    ``prefetch``: radiometric frames are taken from it when it has them planned (see :func:`thermal_plan`).
+    """
+    paths = frame_keys(manifest, site, flight)
 
     def key_of(rel: str) -> str:
         return paths.get(rel) or keys.image_key(site, flight, rel)
 
     def thermal(rel: str) -> np.ndarray:
-        return read_radiometric_tiff(store.get_bytes(key_of(rel)))
+        key = key_of(rel)
+        return read_radiometric_tiff(prefetch.get(key) if prefetch is not None else store.get_bytes(key))
 
     def image(rel: str) -> np.ndarray:
         data = np.frombuffer(store.get_bytes(key_of(rel)), np.uint8)
@@ -146,6 +204,20 @@ def store_readers(store: ObjectStore, manifest: dict[str, Any], site: str, fligh
         return img
 
     return thermal, image
+
+
+def thermal_plan(manifest: dict[str, Any], dets: list[dict[str, Any]], site: str, flight: str) -> list[str]:
+    """Store keys of the radiometric frames the findings will read, in the order they read them (the frames
+    with detections, in the detection records' order); empty for RGB flights."""
+    if manifest.get("kind") != "pv-thermal":
+        return []
+    paths = frame_keys(manifest, site, flight)
+    out = []
+    for rec in dets:
+        rel = rec.get("relative_path") or rec.get("image_key")
+        if rec.get("detections") and rel in paths:
+            out.append(paths[rel])
+    return out
 
 
 def _review_status(site: str, flight: str, settings: Any) -> dict[str, dict[str, Any]]:
@@ -195,17 +267,22 @@ def process_flight(
     layout = parse_layout(layout_doc, store.url(keys.site_layout_key(site))) if layout_doc else None
     docs = site_findings(store, site)
     previous = previous_findings(docs, flight, _inspection_time(manifest), manifest.get("kind"))
-    thermal, image = store_readers(store, manifest, site, flight)
-    ff: FlightFindings = build_findings(
-        manifest,
-        dets,
-        layout=layout,
-        thermal_reader=thermal,
-        image_reader=image,
-        previous=previous,
-        conditions=conditions,
-        options=opts,
-    )
+    prefetch = Prefetcher(store, thermal_plan(manifest, dets, site, flight))
+    thermal, image = store_readers(store, manifest, site, flight, prefetch)
+    try:
+        ff: FlightFindings = build_findings(
+            manifest,
+            dets,
+            layout=layout,
+            thermal_reader=thermal,
+            image_reader=image,
+            previous=previous,
+            conditions=conditions,
+            options=opts,
+        )
+    finally:
+        prefetch.close()
+    timings = dict(ff.timings)
     ff.doc["site"], ff.doc["flight"] = site, flight
     warnings = build_warnings(ff.doc)
     deliveries: list[dict[str, Any]] = []
@@ -233,6 +310,7 @@ def process_flight(
         settings = settings.replace(data_dir=Path(data_dir))
     local = settings.data_dir / "reports" / site / flight
     docs[flight] = ff.doc
+    t0 = time.perf_counter()
     paths = write_reports(
         ff,
         local,
@@ -244,12 +322,20 @@ def process_flight(
     report_keys = {
         name: keys.report_key(site, flight, p.relative_to(local).as_posix()) for name, p in paths.items()
     }
+    t1 = time.perf_counter()
     upload_files(store, [(report_keys[name], path) for name, path in paths.items()])
     fkey, wkey = keys.findings_key(site, flight), keys.warnings_key(site, flight)
     store.put_json(wkey, warnings_doc)
     store.put_json(fkey, ff.doc)  # last: its presence means the flight's results are complete
+    timings["reports"], timings["upload"] = t1 - t0, time.perf_counter() - t1
     log.info(
-        "%s/%s: %d findings, %d warnings → %s", site, flight, len(ff.findings), len(warnings), store.url(fkey)
+        "%s/%s: %d findings, %d warnings → %s (%s)",
+        site,
+        flight,
+        len(ff.findings),
+        len(warnings),
+        store.url(fkey),
+        ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
     )
     return ProcessResult(
         site,
@@ -262,6 +348,7 @@ def process_flight(
         warnings,
         deliveries,
         (previous or {}).get("flight"),
+        {k: round(v, 3) for k, v in timings.items()},
     )
 
 

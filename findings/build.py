@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -880,19 +881,22 @@ class FrameCache:
         self.frames: OrderedDict[str, np.ndarray] = OrderedDict()
         self.bytes = 0
         self.reads = 0
+        self._lock = threading.Lock()  # the crops read frames from worker threads
 
     def __call__(self, rel: str) -> np.ndarray:
-        if rel in self.frames:
-            self.frames.move_to_end(rel)
-            return self.frames[rel]
+        with self._lock:
+            if rel in self.frames:
+                self.frames.move_to_end(rel)
+                return self.frames[rel]
         frame = np.asarray(self.reader(rel))
-        self.reads += 1
-        if frame.nbytes <= self.max_bytes:
-            self.frames[rel] = frame
-            self.bytes += frame.nbytes
-            while self.bytes > self.max_bytes:
-                _, old = self.frames.popitem(last=False)
-                self.bytes -= old.nbytes
+        with self._lock:
+            self.reads += 1
+            if frame.nbytes <= self.max_bytes and rel not in self.frames:
+                self.frames[rel] = frame
+                self.bytes += frame.nbytes
+                while self.bytes > self.max_bytes:
+                    _, old = self.frames.popitem(last=False)
+                    self.bytes -= old.nbytes
         return frame
 
 
