@@ -2,8 +2,10 @@
 
 * ``report.html`` — self-contained (no internet, no tiles): summary, counts by severity, inspection validity
   (thermal), a map (inline SVG of the as-built layout in local metres with the findings plotted), the findings
-  table with annotated crops embedded as PNG data URIs, a ΔT plot (thermal), trends and resolved findings.
-* ``report.pdf`` — the same content paginated with matplotlib's PDF backend (pure pip, no system libraries).
+  table with annotated crops embedded as PNG data URIs (the first :data:`MAX_HTML_CROPS`, most severe first;
+  beyond that linked to ``crops/<id>.png`` beside the report), a ΔT plot (thermal), trends and resolved findings.
+* ``report.pdf`` — the same content paginated with matplotlib's PDF backend (pure pip, no system libraries);
+  crop sheets for the :data:`MAX_PDF_CROPS` most severe findings, ids on the map for :data:`MAX_MAP_LABELS`.
 * ``findings.csv`` — one row per finding. ``findings.geojson`` — RFC 7946 FeatureCollection of Points
   (lon, lat), one per located finding. ``findings.kml`` — KML 2.2 Placemarks (Google Earth, QGIS).
 * ``findings.json`` + ``findings.schema.json`` — the findings document and its JSON Schema.
@@ -43,6 +45,9 @@ MAX_TICK_LABELS = 60
 CROPS_PER_PAGE = 12
 MAX_PDF_CROPS = 240
 """Crop sheets in the PDF: the most severe findings' first (the HTML report and ``crops/`` have them all)."""
+MAX_HTML_CROPS = 400
+"""Crops embedded in report.html (data URIs), the most severe findings' first; the others are linked to their
+file in ``crops/`` beside the report (a crop PNG is ~10–50 kB: thousands embedded make a report of 100+ MB)."""
 MAX_MAP_LABELS = 150
 """Finding ids written next to their points on the PDF map: the most severe first (all points are drawn)."""
 ROWS_PER_PAGE = 48
@@ -464,13 +469,16 @@ def render_html(
         "<th>Location</th><th>Size</th><th>ΔT / norm.</th><th>Power loss</th><th>Trend</th><th>Evidence</th>"
         "<th>Review</th></tr>"
     )
+    embedded = 0
     for f in doc["findings"]:
         crop = ff.crops.get(f["id"])
-        img = (
-            f"<img class='crop' alt='{e(f['id'])}' src='data:image/png;base64,{base64.b64encode(crop).decode()}'>"
-            if crop
-            else "—"
-        )
+        if not crop:
+            img = "—"
+        elif embedded < MAX_HTML_CROPS:
+            embedded += 1
+            img = f"<img class='crop' alt='{e(f['id'])}' src='data:image/png;base64,{base64.b64encode(crop).decode()}'>"
+        else:  # the file written beside the report (crops/<id>.png)
+            img = f"<img class='crop' alt='{e(f['id'])}' loading='lazy' src='crops/{e(f['id'])}.png'>"
         loc = f["location"]
         loc_txt = (
             f"{loc['lat']:.7f}, {loc['lon']:.7f}" + (f", {loc['alt_m']:.1f} m" if loc.get("alt_m") else "")

@@ -102,3 +102,15 @@ def test_upload_files_puts_every_file(object_store: ObjectStore, tmp_path: Path)
         ObjectStoreError, match=r"missing\.png"
     ):  # the failed upload's error reaches the caller
         upload_files(object_store, [*items[:3], ("results/S/F/missing.png", tmp_path / "missing.png")])
+
+
+def test_html_embeds_the_first_crops_and_links_the_rest(built, tmp_path, monkeypatch) -> None:
+    ff = _many(built("pv-thermal"), 30)
+    monkeypatch.setattr(reports, "MAX_HTML_CROPS", 12)
+    paths = reports.write_reports(ff, tmp_path)
+    text = paths["html"].read_text("utf-8")
+    embedded = re.findall(r"<img class='crop' alt='(F\d+)' src='data:image/png;base64,", text)
+    linked = re.findall(r"<img class='crop' alt='(F\d+)' loading='lazy' src='crops/(F\d+)\.png'>", text)
+    assert embedded == [f["id"] for f in ff.findings[:12]]
+    assert [a for a, _ in linked] == [f["id"] for f in ff.findings[12:]]
+    assert all(a == b and (tmp_path / "crops" / f"{b}.png").exists() for a, b in linked)
