@@ -9,8 +9,13 @@ For each domain (pv-thermal, pv-rgb, wind-rgb):
 3. train a small model from its architecture YAML (nothing downloaded) for a fixed number of epochs sized so each
    domain fits 60 CPU-minutes on a 2-core machine (the card records the CPU time it took);
 4. evaluate the best weights on the held-out flight through the project's own inference path (tiled for RGB);
-5. write ``models/<domain>/best.pt`` (≤ 15 MB), ``models/<domain>/card.json`` (exact command, dataset version,
-   metrics, targets) and ``models/<domain>/eval/`` (metrics.json, PR curve, confusion matrix).
+5. export ``models/<domain>/<domain>-fp32-dynbatch.onnx`` (what the pipelines and the on-site runtime run) and
+   evaluate THAT file on the held-out flight; for sliced domains also compare small-defect recall of sliced
+   inference with one resized full-frame pass (:func:`compare_slicing`);
+6. write ``models/<domain>/best.pt`` (≤ 15 MB), ``models/<domain>/card.json`` (exact command, dataset version,
+   metrics, CPU time, targets) and ``models/<domain>/eval/`` (metrics.json, PR curve, confusion matrix).
+
+``--evaluate-only`` reruns steps 5–6 on the shipped weights without training.
 
 ``--quick`` runs the same steps at toy sizes (a few small frames, one epoch) into a scratch folder: a smoke test
 of the plumbing, not a model.
@@ -35,6 +40,7 @@ from detection import taxonomy
 logger = logging.getLogger(__name__)
 
 MAX_WEIGHTS_BYTES = 15 * 1024 * 1024
+CARD_FORMAT = "skyinspect-default-model/2"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,6 +61,7 @@ class Profile:
     tile: int | None
     """Training tile size (``None``: whole frames) — also the tile when evaluating sliced."""
     imgsz: int
+    """Training input size."""
     epochs: int
     """Fixed, so a rerun on a busy machine trains the same model (a wall-clock budget would not); sized so that
     training fits 60 CPU-minutes on the 2-core reference machine (the card records the CPU time it took)."""
@@ -67,14 +74,17 @@ class Profile:
     train_defect_rate: float | None = None
     """Defect rate of the training/validation flights (``None``: the generator's default). The held-out flight
     always uses the default, so it is scored on a realistic defect density."""
+    export_imgsz: int | None = None
+    """Input size of the exported ONNX (``None``: ``imgsz``). pv-thermal trains on 320 px crops (4× the steps per
+    CPU-minute) and runs on whole 640×512 frames: a convolutional detector sees the same pixel scale either way."""
 
 
 PROFILES: dict[str, Profile] = {
-    # Thermal hotspots are ~6 px at 640×512: frames are used whole, at native resolution.
+    # Thermal hotspots are ~6 px at 640×512: trained on native-resolution 320 px crops, run on whole frames at 640.
     "pv-thermal": Profile(
         domain="pv-thermal", train_seeds=(1000, 1001, 1002), train_images=50, val_seed=1003, val_images=25,
-        heldout_seed=2000, heldout_images=40, image_size=None, tile=None, imgsz=640, epochs=40,
-        batch=8, target_map50=0.90, train_defect_rate=0.08,
+        heldout_seed=2000, heldout_images=40, image_size=None, tile=320, imgsz=320, epochs=40,
+        batch=16, target_map50=0.90, train_defect_rate=0.08, export_imgsz=640,
     ),
     # PV RGB defects are 20–150 px on 4000×3000 frames: 320 px tiles keep them whole and train 4× cheaper than 640.
     "pv-rgb": Profile(
@@ -99,11 +109,12 @@ def quick_profile(profile: Profile) -> Profile:
         profile,
         train_seeds=profile.train_seeds[:1],
         train_images=3,
-        val_images=2,
+        val_images=2 if thermal else 4,  # a blade sweep shows defects in few frames
         heldout_images=2,
         image_size=(320, 256) if thermal else (640, 480),
         tile=None if thermal else 320,
         imgsz=128,
+        export_imgsz=None,
         epochs=1,
         batch=4,
         train_defect_rate=5.0 if wind else 0.3,  # toy flights need some boxes
@@ -122,8 +133,9 @@ def check_profile(p: Profile) -> None:
         )
     if p.tile is not None and p.tile % 32:
         raise ValueError(f"{p.domain}: tile {p.tile} must be a multiple of 32")
-    if p.imgsz % 32:
-        raise ValueError(f"{p.domain}: imgsz {p.imgsz} must be a multiple of 32")
+    for name, size in (("imgsz", p.imgsz), ("export_imgsz", p.export_imgsz)):
+        if size is not None and size % 32:
+            raise ValueError(f"{p.domain}: {name} {size} must be a multiple of 32")
 
 
 # -------------------------------------------------------------------------------------------------- steps
@@ -179,7 +191,6 @@ def run_domain(p: Profile, out_dir: Path, work: Path, device: str = "cpu", worke
     Raises:
         ValueError: a bad profile. RuntimeError: weights larger than 15 MB.
     """
-    from detection.evaluate import EvalConfig, evaluate
     from detection.train import TrainConfig, train
 
     check_profile(p)
@@ -205,16 +216,11 @@ def run_domain(p: Profile, out_dir: Path, work: Path, device: str = "cpu", worke
     dest = out_dir / p.domain
     if dest.exists():
         shutil.rmtree(dest)
-    (dest / "eval").mkdir(parents=True)
-    heldout = evaluate(
-        EvalConfig(model=result.weights, data=flights["heldout"], slice=p.slice_eval, overlap=0.2,
-                   batch=8, out=dest / "eval", imgsz=None)
-    ).report  # fmt: skip
+    dest.mkdir(parents=True)
     shutil.copy2(result.weights, dest / "best.pt")
     shutil.copy2(result.record_path, dest / "run.json")
-    map50 = heldout.get("map50")
     card = {
-        "format": "skyinspect-default-model/1",
+        "format": CARD_FORMAT,
         "domain": p.domain,
         "created": result.record["created"],
         "command": command or result.record["command"],
@@ -226,20 +232,8 @@ def run_domain(p: Profile, out_dir: Path, work: Path, device: str = "cpu", worke
             "train_flight_seeds": list(p.train_seeds),
             "val_flight_seed": p.val_seed,
         },
-        "heldout": {
-            "flight_seed": p.heldout_seed,
-            "images": heldout["images"],
-            "sliced": p.slice_eval,
-            "map50": map50,
-            "map50_95": heldout.get("map50_95"),
-            "precision": heldout.get("precision"),
-            "recall": heldout.get("recall"),
-            "per_class": heldout.get("per_class"),
-            "dataset_version": heldout.get("dataset_version"),
-        },
         "validator_metrics": result.record.get("metrics"),
         "target_map50": p.target_map50,
-        "meets_target": map50 is not None and map50 >= p.target_map50,
         "weights": {"file": "best.pt", "sha256": result.record["weights"]["sha256"], "bytes": size},
         "names": taxonomy.class_names(p.domain),
         "imgsz": p.imgsz,
@@ -249,12 +243,129 @@ def run_domain(p: Profile, out_dir: Path, work: Path, device: str = "cpu", worke
             "render": round(t_render, 1),
             "train": result.record["wall_time_s"],
             "train_cpu": result.record.get("cpu_time_s"),
-            "total": round(time.perf_counter() - t0, 1),
         },
     }
-    (dest / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    _write_card(dest, card)  # training's provenance is on disk even if a later step fails (--evaluate-only)
+    card = finish_domain(p, dest, flights, card)
+    card["timing_s"]["total"] = round(time.perf_counter() - t0, 1)
+    _write_card(dest, card)
+    return card
+
+
+def finish_domain(p: Profile, dest: Path, flights: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+    """Steps after training, on ``dest/best.pt``: ONNX export, held-out evaluation of that ONNX file (sliced for
+    RGB), and for sliced domains the small-defect recall of sliced vs one full-frame pass → the updated card
+    (also written to ``dest/card.json``). ``--evaluate-only`` reruns just this on the shipped weights.
+    """
+    from detection.evaluate import EvalConfig, evaluate
+
+    onnx_file = export_onnx(dest / "best.pt", dest, p.export_imgsz)
+    card["onnx"] = {"file": onnx_file.name, "sha256": _sha256(onnx_file), "bytes": onnx_file.stat().st_size,
+                    "dynamic_batch": True, "precision": "fp32", "imgsz": p.export_imgsz or p.imgsz}  # fmt: skip
+    if (dest / "eval").exists():
+        shutil.rmtree(dest / "eval")
+    (dest / "eval").mkdir(parents=True)
+    heldout = evaluate(
+        EvalConfig(model=onnx_file, data=flights["heldout"], slice=p.slice_eval, overlap=0.2, batch=8,
+                   out=dest / "eval", imgsz=None)
+    ).report  # fmt: skip
+    map50 = heldout.get("map50")
+    card["heldout"] = {
+        "flight_seed": p.heldout_seed,
+        "images": heldout["images"],
+        "model": onnx_file.name,
+        "sliced": p.slice_eval,
+        "map50": map50,
+        "map50_95": heldout.get("map50_95"),
+        "precision": heldout.get("precision"),
+        "recall": heldout.get("recall"),
+        "per_class": heldout.get("per_class"),
+        "recall_by_size": heldout.get("recall_by_size"),
+        "dataset_version": heldout.get("dataset_version"),
+        "ms_per_image": (heldout.get("timing") or {}).get("ms_per_image"),
+    }
+    card["meets_target"] = map50 is not None and map50 >= p.target_map50
+    if p.slice_eval:
+        card["slicing"] = compare_slicing(p, dest / "best.pt", flights["heldout"])
+    _write_card(dest, card)
     logger.info("%s: held-out mAP50 %s (target %.2f) -> %s", p.domain, map50, p.target_map50, dest)
     return card
+
+
+FULL_FRAME_IMGSZ = 640
+"""The one resized full-frame pass that slicing is compared with runs at ultralytics' default 640."""
+
+
+def compare_slicing(p: Profile, weights: Path, heldout: Path) -> dict[str, Any]:
+    """Small-defect recall on the held-out full-resolution frames: sliced (tiles of the model's input) vs one
+    full-frame pass at :data:`FULL_FRAME_IMGSZ` — same weights, same operating point (conf 0.25)."""
+    from detection.evaluate import EvalConfig, evaluate
+
+    out: dict[str, Any] = {"full_frame_imgsz": FULL_FRAME_IMGSZ, "tile": p.imgsz, "overlap": 0.2}
+    for mode, cfg in (
+        ("sliced", EvalConfig(model=weights, data=heldout, slice=True, overlap=0.2, batch=8, plots=False)),
+        ("full_frame", EvalConfig(model=weights, data=heldout, imgsz=FULL_FRAME_IMGSZ, batch=1, plots=False)),
+    ):
+        report = evaluate(cfg).report
+        out[mode] = {"map50": report.get("map50"), "recall_by_size": report.get("recall_by_size"),
+                     "ms_per_image": (report.get("timing") or {}).get("ms_per_image")}  # fmt: skip
+    small = [out[m]["recall_by_size"]["small"]["recall"] for m in ("sliced", "full_frame")]
+    out["small_recall_gain_points"] = round(100 * (small[0] - small[1]), 1) if None not in small else None
+    return out
+
+
+def export_onnx(weights: Path, dest: Path, imgsz: int | None = None) -> Path:
+    """FP32 ONNX with a dynamic batch (batched tiles) next to the weights → ``dest/<domain>-fp32-dynbatch.onnx``."""
+    import tempfile
+
+    from onnx_export.export import ExportConfig, export_model
+    from onnx_export.source import from_file
+
+    source = from_file(weights)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=dest) as tmp:
+        size = (imgsz, imgsz) if imgsz else None
+        result = export_model(source, ExportConfig(out=Path(tmp), imgsz=size, dynamic_batch=True))
+        chosen = next(v for v in result.variants if v.dynamic_batch and v.precision == "fp32")
+        for old in dest.glob("*.onnx"):
+            old.unlink()
+        final = dest / chosen.path.name
+        shutil.move(str(chosen.path), final)
+    return final
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_card(dest: Path, card: dict[str, Any]) -> None:
+    tmp = dest / "card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(dest / "card.json")
+
+
+def evaluate_only(p: Profile, out_dir: Path, work: Path) -> dict[str, Any]:
+    """Rerun :func:`finish_domain` on the shipped ``out_dir/<domain>`` (its card keeps training's provenance).
+
+    Raises:
+        FileNotFoundError: no shipped weights or card for the domain.
+    """
+    dest = out_dir / p.domain
+    for name in ("best.pt", "card.json"):
+        if not (dest / name).is_file():
+            raise FileNotFoundError(f"{dest / name}: no shipped model to evaluate (run make models first)")
+    card = json.loads((dest / "card.json").read_text(encoding="utf-8"))
+    record = (
+        json.loads((dest / "run.json").read_text(encoding="utf-8")) if (dest / "run.json").is_file() else {}
+    )
+    card["format"] = CARD_FORMAT
+    card.setdefault("timing_s", {}).setdefault("train_cpu", record.get("cpu_time_s"))
+    return finish_domain(p, dest, render_flights(p, work), card)
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -276,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="Toy sizes, one epoch: a smoke test of the steps."
     )
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="No training: re-export and re-evaluate the shipped <out>/<domain>/best.pt.")  # fmt: skip
     args = parser.parse_args(argv)
 
     from skyinspect.config import load_settings
@@ -296,14 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         ensure_offline(settings)
         for name in args.domain or sorted(PROFILES):
             profile = quick_profile(PROFILES[name]) if args.quick else PROFILES[name]
-            card = run_domain(
-                profile, out, work / name, device=args.device, workers=args.workers, command=command
-            )
+            if args.evaluate_only:
+                card = evaluate_only(profile, out, work / name)
+            else:
+                card = run_domain(
+                    profile, out, work / name, device=args.device, workers=args.workers, command=command
+                )
             summary[name] = {
                 "heldout_map50": card["heldout"]["map50"],
                 "target": card["target_map50"],
                 "meets_target": card["meets_target"],
-                "minutes": round(card["timing_s"]["total"] / 60, 1),
+                "train_cpu_minutes": round((card["timing_s"].get("train_cpu") or 0) / 60, 1),
+                "small_recall_gain_points": (card.get("slicing") or {}).get("small_recall_gain_points"),
             }
     print(json.dumps({"out": str(out), "domains": summary}, indent=2))
     return 0

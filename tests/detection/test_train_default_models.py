@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 from detection import taxonomy
-from detection.train import available_architectures
 from detection.default_models import (
     MAX_WEIGHTS_BYTES,
     PROFILES,
     check_profile,
+    evaluate_only,
     main,
     quick_profile,
     run_domain,
 )
+from detection.train import available_architectures
 
 
 def test_every_domain_has_a_valid_profile() -> None:
@@ -72,6 +73,37 @@ def test_quick_run_of_one_domain(tmp_path: Path) -> None:
     assert flights == {"pv-thermal-1000", "pv-thermal-1003"}
     heldout_report = json.loads((dest / "eval" / "metrics.json").read_text())
     assert heldout_report["data"].endswith("pv-thermal-2000") and heldout_report["images"] == 2
+    # The held-out figures are those of the exported ONNX file, the one pipelines and the edge runtime run.
+    onnx_file = dest / card["onnx"]["file"]
+    assert onnx_file.suffix == ".onnx" and heldout_report["model"] == str(onnx_file.resolve())
+    assert card["heldout"]["recall_by_size"]["conf"] == 0.25 and card["timing_s"]["train_cpu"] > 0
+
+    # --evaluate-only: same weights, training provenance kept, evaluation redone.
+    again = evaluate_only(profile, tmp_path / "models", tmp_path / "work")
+    assert again["dataset"] == card["dataset"] and again["weights"] == card["weights"]
+    assert again["onnx"]["file"] == card["onnx"]["file"] and again["heldout"]["map50"] == card["heldout"]["map50"]
+
+
+def test_evaluate_only_needs_shipped_weights(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"pv-rgb/best\.pt: no shipped model"):
+        evaluate_only(PROFILES["pv-rgb"], tmp_path / "models", tmp_path / "work")
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.mark.parametrize("domain", sorted(PROFILES))
+def test_shipped_model_matches_its_recipe(domain: str) -> None:
+    """The card of a shipped default model: made by today's profile, within 15 MB and 60 CPU-minutes of training."""
+    card_path = SHIPPED / domain / "card.json"
+    if not card_path.is_file():
+        pytest.skip(f"no shipped model for {domain} in {SHIPPED}")
+    card = json.loads(card_path.read_text())
+    assert card["profile"] == json.loads(json.dumps(asdict(PROFILES[domain])))
+    assert (SHIPPED / domain / "best.pt").stat().st_size == card["weights"]["bytes"] <= MAX_WEIGHTS_BYTES
+    assert (SHIPPED / domain / card["onnx"]["file"]).stat().st_size == card["onnx"]["bytes"] <= MAX_WEIGHTS_BYTES
+    assert 0 < card["timing_s"]["train_cpu"] <= 60 * 60
+    assert card["meets_target"] == (card["heldout"]["map50"] >= card["target_map50"])
 
 
 @pytest.mark.slow
@@ -83,3 +115,4 @@ def test_quick_main_all_domains(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for name in PROFILES:
         card = json.loads((tmp_path / "models" / name / "card.json").read_text())
         assert card["heldout"]["sliced"] is (name != "pv-thermal")
+        assert ("slicing" in card) is (name != "pv-thermal")
