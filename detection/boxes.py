@@ -84,7 +84,10 @@ def nms(
 
     Vectorised in blocks of :data:`NMS_BLOCK` score-sorted boxes: each block is first checked against every box
     kept so far in one matrix operation, then resolved greedily inside itself — so the Python loop only touches
-    boxes that survive the earlier blocks, and memory stays bounded for tens of thousands of candidates.
+    boxes that survive the earlier blocks, and memory stays bounded for tens of thousands of candidates. Above
+    :data:`NMS_SPARSE_MIN` boxes (merging thousands of tile detections) the kept-versus-block products grow
+    quadratically, so suppression instead follows the graph of overlapping pairs found by a sweep along x — the
+    same decisions with work proportional to the pairs that actually overlap.
 
     Raises:
         ValueError: shapes disagree or the threshold is outside 0..1.
@@ -99,6 +102,10 @@ def nms(
     order = np.argsort(-s, kind="stable")
     b = b[order]
     areas = box_area(b)
+    if len(b) > NMS_SPARSE_MIN:
+        graph = _overlap_graph(b, areas, iou_threshold)
+        if graph is not None:
+            return order[_greedy_on_graph(graph, len(b), limit)].astype(np.int64)
     kept: list[int] = []
     for start in range(0, len(b), NMS_BLOCK):
         if len(kept) >= limit:
@@ -121,6 +128,73 @@ def nms(
                 break
             suppressed |= over[i]
     return order[np.asarray(kept, dtype=np.int64)].astype(np.int64)
+
+
+NMS_SPARSE_MIN = 2048
+"""Above this many boxes :func:`nms` suppresses along the graph of overlapping pairs (see :func:`_overlap_graph`)."""
+NMS_PAIRS_MAX = 40_000_000
+"""Candidate pairs (boxes overlapping along x) beyond which :func:`nms` keeps the blocked all-pairs method."""
+
+
+def _overlap_graph(b: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Pairs of boxes with IoU ``> thr``, as CSR (starts (n + 1,), neighbours (2P,)), or ``None`` when too many.
+
+    A sweep along x: with boxes sorted by ``x1``, box ``q`` after ``p`` can only overlap ``p`` while
+    ``x1[q] < x2[p]`` (a ``searchsorted``), so only x-overlapping pairs get the IoU arithmetic — that of
+    :func:`_pair_iou`, element by element, so the decisions are the blocked method's. ``thr >= 0`` is assumed (a
+    positive IoU needs a strict overlap).
+    """
+    n = len(b)
+    by_x = np.argsort(b[:, 0], kind="stable")
+    x1s = b[by_x, 0]
+    hi = np.searchsorted(x1s, b[by_x, 2], side="left")
+    counts = np.maximum(hi - np.arange(n) - 1, 0)
+    if int(counts.sum()) > NMS_PAIRS_MAX:
+        return None
+    ends = np.cumsum(counts)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    step = 2_000_000
+    p0 = 0
+    while p0 < n:  # chunks of sorted positions holding about ``step`` candidate pairs each
+        base = ends[p0 - 1] if p0 else 0
+        p1 = max(p0 + 1, int(np.searchsorted(ends, base + step, side="right")))
+        p1 = min(p1, n)
+        cnt = counts[p0:p1]
+        p = np.repeat(np.arange(p0, p1), cnt)
+        first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        q = p + 1 + (np.arange(len(p)) - first)
+        i, j = by_x[p], by_x[q]
+        lt = np.maximum(b[i, :2], b[j, :2])
+        rb = np.minimum(b[i, 2:], b[j, 2:])
+        wh = np.clip(rb - lt, 0, None)
+        inter = wh[:, 0] * wh[:, 1]
+        union = areas[i] + areas[j] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+        hit = iou > thr
+        rows.append(i[hit])
+        cols.append(j[hit])
+        p0 = p1
+    r = np.concatenate([*rows, *cols]) if rows else np.zeros(0, np.int64)
+    c = np.concatenate([*cols, *rows]) if rows else np.zeros(0, np.int64)
+    order = np.argsort(r, kind="stable")
+    return np.searchsorted(r[order], np.arange(n + 1)), c[order]
+
+
+def _greedy_on_graph(graph: tuple[np.ndarray, np.ndarray], n: int, limit: int) -> np.ndarray:
+    """Greedy NMS over score-sorted boxes 0..n-1 given their overlap graph → kept positions (K,) int64."""
+    starts, nbrs = graph
+    suppressed = np.zeros(n, dtype=bool)
+    kept: list[int] = []
+    for i in range(n):
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        if len(kept) >= limit:
+            break
+        suppressed[nbrs[starts[i] : starts[i + 1]]] = True
+    return np.asarray(kept, dtype=np.int64)
 
 
 def batched_nms(
@@ -266,6 +340,24 @@ def _merge_class(
     areas = box_area(boxes)
     group_of = groups.tolist() if groups is not None else None
     first = _first_round(boxes, areas, thr)
+    # Rounds after the first: with thr > 0 a box can only join if it overlaps the union along x, so only boxes
+    # whose x1 lies in (union x1 - widest box, union x2) are compared (a window of the x1-sorted order).
+    windowed = bool(np.float32(thr) > 0)
+    by_x = np.argsort(boxes[:, 0], kind="stable")
+    x1s = boxes[by_x, 0]
+    widest = float(np.max(boxes[:, 2] - boxes[:, 0], initial=0.0))
+
+    def hits_of(union: np.ndarray) -> np.ndarray:
+        """Alive boxes (ascending index) whose IoS with ``union`` is >= thr."""
+        if windowed:
+            lo = int(np.searchsorted(x1s, union[0] - widest, side="left"))
+            hi = int(np.searchsorted(x1s, union[2], side="left"))
+            near = by_x[lo:hi]
+            near = near[alive[near]]
+        else:
+            near = np.flatnonzero(alive)
+        return np.sort(near[_ios_with(union, cols[:, near], areas[near]) >= thr])
+
     seeds: list[int] = []
     unions: list[np.ndarray] = []
     for seed in np.argsort(rank, kind="stable").tolist():
@@ -277,13 +369,8 @@ def _merge_class(
         if first is not None:
             partners = first[1][first[0][seed] : first[0][seed + 1]]
             joined_idx = partners[alive[partners]]
-            if not joined_idx.size:
-                unions.append(union)
-                continue
-            candidates = None
         else:
-            candidates = np.flatnonzero(alive)
-            joined_idx = candidates[_ios_with(union, cols[:, candidates], areas[candidates]) >= thr]
+            joined_idx = hits_of(union)
         members = {group_of[seed]} if group_of is not None else None
         while joined_idx.size:
             joined = joined_idx.tolist()  # ascending index: the order the rule visits them in
@@ -302,8 +389,7 @@ def _merge_class(
             if np.array_equal(grown, union):
                 break  # the next round would compare the same union: the same hits, all taken or blocked
             union = grown
-            candidates = np.flatnonzero(alive) if candidates is None else candidates[alive[candidates]]
-            joined_idx = candidates[_ios_with(union, cols[:, candidates], areas[candidates]) >= thr]
+            joined_idx = hits_of(union)
         unions.append(union)
     return seeds, unions
 

@@ -122,3 +122,25 @@ def test_greedy_merge_without_the_matrix(monkeypatch) -> None:
     np.testing.assert_array_equal(got.xyxy, want.xyxy)
     np.testing.assert_array_equal(got.data["k"], want.data["k"])
     assert MERGE_PAIRS_MAX >= 100_000
+
+
+@pytest.mark.parametrize(
+    ("seed", "n", "layout", "thr", "max_det"),
+    [(30, 2500, "dense", 0.45, None), (31, 5000, "clustered", 0.45, 300), (32, 3000, "ties", 0.0, None),
+     (33, 4000, "sparse", 0.7, None), (34, 2100, "dense", 1.0, 50)],
+)  # fmt: skip
+def test_nms_overlap_graph_equals_the_blocked_method(monkeypatch, seed, n, layout, thr, max_det) -> None:
+    """Above NMS_SPARSE_MIN boxes NMS follows the overlap graph: the same kept indices, in the same order."""
+    import detection.boxes as boxes_mod
+
+    dets = random_detections(seed, n, layout, 3, 1)
+    args = (dets.xyxy, dets.confidence, dets.class_id, thr, max_det)
+    assert n > boxes_mod.NMS_SPARSE_MIN
+    graph = boxes_mod.batched_nms(*args)
+    monkeypatch.setattr(boxes_mod, "NMS_SPARSE_MIN", 10**9)
+    blocked = boxes_mod.batched_nms(*args)
+    np.testing.assert_array_equal(graph, blocked)
+    assert len(graph) < n or layout == "sparse" or thr == 1.0  # dense cases exercise suppression
+    monkeypatch.setattr(boxes_mod, "NMS_SPARSE_MIN", 10)
+    monkeypatch.setattr(boxes_mod, "NMS_PAIRS_MAX", 5)  # too many pairs: the blocked method after all
+    np.testing.assert_array_equal(boxes_mod.batched_nms(*args), blocked)
