@@ -86,9 +86,9 @@ class SiteLayout:
             by_k.setdefault(len(m.ring), []).append(i)
         self._ring_k = np.array([len(m.ring) for m in self.modules], np.intp)
         self._ring_row = np.zeros(len(self.modules), np.intp)
-        self._rings: dict[int, np.ndarray] = {}
+        self._rings: dict[int, _RingGroup] = {}
         for k, idx in by_k.items():
-            self._rings[k] = np.stack([self.modules[i].ring for i in idx])
+            self._rings[k] = _RingGroup(np.stack([self.modules[i].ring for i in idx]))
             self._ring_row[idx] = np.arange(len(idx))
         self._centres = (
             np.stack([m.centre for m in self.modules]) if self.modules else np.empty((0, 2), float)
@@ -123,14 +123,14 @@ class SiteLayout:
     def _inside_and_distance(self, e: float, n: float, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(C,) bool inside and (C,) distance to the boundary of modules ``idx`` — the same arithmetic as
         :func:`point_in_polygon` and :func:`distance_to_ring`, vectorised over the modules."""
+        if len(self._rings) == 1:  # every module has the same vertex count (the usual case)
+            return next(iter(self._rings.values())).test(e, n, self._ring_row[idx])
         inside = np.zeros(len(idx), bool)
         dist = np.empty(len(idx), float)
         ks = self._ring_k[idx]
         for k in np.unique(ks):
             sel = np.flatnonzero(ks == k)
-            rings = self._rings[int(k)][self._ring_row[idx[sel]]]
-            inside[sel] = points_in_polygons(e, n, rings)
-            dist[sel] = distances_to_rings(e, n, rings)
+            inside[sel], dist[sel] = self._rings[int(k)].test(e, n, self._ring_row[idx[sel]])
         return inside, dist
 
     def locate_module(self, e: float, n: float, tolerance_m: float) -> tuple[Module | None, float, str]:
@@ -175,6 +175,31 @@ class SiteLayout:
         return best, best_d
 
 
+class _RingGroup:
+    """Module rings with the same vertex count, (R, K, 2), with their edges precomputed for :meth:`test`."""
+
+    def __init__(self, rings: np.ndarray) -> None:
+        self.rings = rings
+        self.xs, self.ys = rings[:, :, 0], rings[:, :, 1]
+        xj, self.yj = np.roll(self.xs, 1, axis=1), np.roll(self.ys, 1, axis=1)
+        self.dx, self.dy = xj - self.xs, self.yj - self.ys
+        self.ab = np.roll(rings, -1, axis=1) - rings
+        self.ab2 = np.maximum(np.sum(self.ab * self.ab, 2), 1e-12)
+
+    def test(self, x: float, y: float, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((C,) inside, (C,) distance to the boundary) of point (x, y) for rings ``rows`` — the arithmetic of
+        :func:`point_in_polygon` and :func:`distance_to_ring`, so the results are the same to the last bit."""
+        xs, ys, yj = self.xs[rows], self.ys[rows], self.yj[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = ((ys > y) != (yj > y)) & (x < self.dx[rows] * (y - ys) / self.dy[rows] + xs)
+        inside = np.count_nonzero(cross, axis=1) % 2 == 1
+        p = np.array([x, y])
+        a, ab = self.rings[rows], self.ab[rows]
+        t = np.clip(np.sum((p - a) * ab, 2) / self.ab2[rows], 0, 1)
+        d = p - (a + t[:, :, None] * ab)
+        return inside, np.min(np.hypot(d[:, :, 0], d[:, :, 1]), axis=1)
+
+
 def point_in_polygon(x: float, y: float, ring: np.ndarray) -> bool:
     """Even-odd ray casting; ``ring`` (K, 2), not closed."""
     xs, ys = ring[:, 0], ring[:, 1]
@@ -194,15 +219,6 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, ring: np.ndarray) -> np.ndar
     return np.count_nonzero(cross, axis=1) % 2 == 1
 
 
-def points_in_polygons(x: float, y: float, rings: np.ndarray) -> np.ndarray:
-    """(R,) bool: :func:`point_in_polygon` of one point in each of ``rings`` (R, K, 2)."""
-    xs, ys = rings[:, :, 0], rings[:, :, 1]
-    xj, yj = np.roll(xs, 1, axis=1), np.roll(ys, 1, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = ((ys > y) != (yj > y)) & (x < (xj - xs) * (y - ys) / (yj - ys) + xs)
-    return np.count_nonzero(cross, axis=1) % 2 == 1
-
-
 def distance_to_ring(x: float, y: float, ring: np.ndarray) -> float:
     """Shortest distance from (x, y) to the polygon's boundary."""
     a = ring
@@ -212,17 +228,6 @@ def distance_to_ring(x: float, y: float, ring: np.ndarray) -> float:
     t = np.clip(np.sum(ap * ab, 1) / np.maximum(np.sum(ab * ab, 1), 1e-12), 0, 1)
     proj = a + t[:, None] * ab
     return float(np.min(np.hypot(*(np.array([x, y]) - proj).T)))
-
-
-def distances_to_rings(x: float, y: float, rings: np.ndarray) -> np.ndarray:
-    """(R,) :func:`distance_to_ring` of one point to each of ``rings`` (R, K, 2) (same arithmetic)."""
-    p = np.array([x, y])
-    a = rings
-    ab = np.roll(rings, -1, axis=1) - a
-    ap = p - a
-    t = np.clip(np.sum(ap * ab, 2) / np.maximum(np.sum(ab * ab, 2), 1e-12), 0, 1)
-    d = p - (a + t[:, :, None] * ab)
-    return np.min(np.hypot(d[:, :, 0], d[:, :, 1]), axis=1)
 
 
 def distances_of_points_to_ring(x: np.ndarray, y: np.ndarray, ring: np.ndarray) -> np.ndarray:

@@ -84,10 +84,18 @@ class ModuleProjection:
         self.px = camera.ground_to_pixel(np.concatenate(rings)) if rings else np.empty((0, 2), float)
         finite = np.isfinite(self.px).all(axis=1)
         self.finite = np.logical_and.reduceat(finite, self.offsets[:-1]) if rings else np.empty(0, bool)
+        k = {len(r) for r in rings}
+        self.px3 = self.px.reshape(len(rings), k.pop(), 2) if len(k) == 1 else None
+        """(M, K, 2) view of ``px`` when every module has K vertices."""
 
-    def polys(self, idx: list[int] | np.ndarray, x0: int, y0: int) -> list[np.ndarray]:
-        """(K, 2) int32 vertices (pixel × 4, relative to (x0, y0)) of the modules ``idx`` in front of the camera."""
+    def polys(self, idx: list[int] | np.ndarray, x0: int, y0: int) -> list[np.ndarray] | np.ndarray:
+        """int32 vertices (pixel × 4, relative to (x0, y0)) of the modules ``idx`` in front of the camera: a
+        (P, K, 2) array when all have K vertices, else a list of (K_i, 2) arrays (both fillPoly inputs)."""
         origin = np.array([x0, y0])
+        idx = np.asarray(idx, np.intp)
+        if self.px3 is not None:
+            keep = idx[self.finite[idx]]
+            return np.rint((self.px3[keep] - origin) * 4).astype(np.int32)
         return [
             np.rint((self.px[self.offsets[i] : self.offsets[i + 1]] - origin) * 4).astype(np.int32)
             for i in idx
@@ -136,7 +144,7 @@ def module_mask(
                     polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))  # 2 fractional bits
         else:
             polys = projection.polys(idx, x0, y0)
-        if polys:
+        if len(polys):
             cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
     return mask.astype(bool)
@@ -239,7 +247,7 @@ def string_medians(
                 px = camera.ground_to_pixel(layout.modules[i].ring)
                 if np.all(np.isfinite(px)):
                     polys.append(np.rint((px - np.array([x0, y0])) * 4).astype(np.int32))
-        if polys:
+        if len(polys):
             cv2.fillPoly(mask, polys, 1, lineType=cv2.LINE_8, shift=2)
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
         if mask.sum() >= 20:
