@@ -554,36 +554,55 @@ def part_sliced(dom: Domain, files: dict[str, Path], fastest: str, rounds: int, 
     return rows, notes
 
 
-def run(quick: bool = False) -> dict:
-    """Both parts; ``quick``: 6 frames / 1 sliced frame, 1 round, fewer variants (a smoke run, not numbers)."""
+def run(quick: bool = False, parts: tuple[str, ...] | None = None) -> dict:
+    """Both parts; ``quick``: 6 frames / 1 sliced frame, 1 round, fewer variants (a smoke run, not numbers).
+
+    ``parts`` (default ``$BENCH_CPU_PARTS`` or both): ``full`` and/or ``sliced``. The sliced part uses the fastest
+    ultralytics backend of the full part, or ``ultralytics-openvino`` when the full part is not run.
+    """
     import tempfile
 
+    if parts is None:
+        parts = tuple(
+            x.strip() for x in os.environ.get("BENCH_CPU_PARTS", "full,sliced").split(",") if x.strip()
+        )
+    unknown = set(parts) - {"full", "sliced"}
+    if unknown:
+        raise ValueError(f"BENCH_CPU_PARTS: unknown part(s) {sorted(unknown)}; known: full, sliced")
     threads = os.cpu_count() or 1
     rounds = 1 if quick else 3
     notes: list[str] = []
+    rows: list[dict[str, Any]] = []
     cache = _data_dir() / "bench-cache" / "cpu"
+    fastest, int8 = "ultralytics-openvino", "int8-u8"
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp_name:
         tmp = Path(tmp_name)
         config_dir = tmp / "ultralytics"
         from detection.offline import ensure_offline
 
         ensure_offline(config_dir=config_dir)
-        thermal = resolve_domain("pv-thermal", 6 if quick else None, tmp, notes)
-        files = export_variants(thermal, cache, calib_count=16 if quick else 128, dynamic_batch=False)
-        rows, part_notes = part_full(thermal, files, rounds, threads, config_dir, quick)
-        notes += part_notes
-        ultra = [r for r in rows if r["method"].startswith("ultralytics")]
-        fastest = max(ultra, key=lambda r: r["images_per_s"])["method"]
-        ours = [r for r in rows if r["method"].startswith("skyinspect-openvino-int8")]
-        ok = [r for r in ours if r.get("map50_delta_pts") is None or r["map50_delta_pts"] >= -1.0]
-        int8 = max(ok, key=lambda r: r["images_per_s"])["precision"] if ok else None
-        rgb = resolve_domain("pv-rgb", 1 if quick else None, tmp, notes)
-        rgb_files = export_variants(rgb, cache, calib_count=16 if quick else 128, dynamic_batch=True)
-        if int8 and int8 not in rgb_files:
-            int8 = None
-        srows, snotes = part_sliced(rgb, rgb_files, fastest, rounds, threads, config_dir, int8)
-        rows += srows
-        notes += snotes
+        if "full" in parts:
+            thermal = resolve_domain("pv-thermal", 6 if quick else None, tmp, notes)
+            files = export_variants(thermal, cache, calib_count=16 if quick else 128, dynamic_batch=False)
+            rows, part_notes = part_full(thermal, files, rounds, threads, config_dir, quick)
+            notes += part_notes
+            ultra = [r for r in rows if r["method"].startswith("ultralytics")]
+            fastest = max(ultra, key=lambda r: r["images_per_s"])["method"]
+            ours = [
+                r
+                for r in rows
+                if r["method"] in ("skyinspect-openvino-int8-u8", "skyinspect-openvino-int8-s8")
+            ]
+            ok = [r for r in ours if r.get("map50_delta_pts") is None or r["map50_delta_pts"] >= -1.0]
+            int8 = max(ok, key=lambda r: r["images_per_s"])["precision"] if ok else None
+        if "sliced" in parts:
+            rgb = resolve_domain("pv-rgb", 1 if quick else None, tmp, notes)
+            rgb_files = export_variants(rgb, cache, calib_count=16 if quick else 128, dynamic_batch=True)
+            if int8 and int8 not in rgb_files:
+                int8 = None
+            srows, snotes = part_sliced(rgb, rgb_files, fastest, rounds, threads, config_dir, int8)
+            rows += srows
+            notes += snotes
     notes += [
         "images_per_s = frames / wall time of a whole pass (skyinspect overlaps decode + pre-processing in a reader "
         "thread); p50/p95 = interval between consecutive results; peak_rss_mb = VmHWM of the method's own worker",
@@ -594,5 +613,24 @@ def run(quick: bool = False) -> dict:
             "rows": rows, "notes": notes}  # fmt: skip
 
 
-if __name__ == "__main__":  # python -m bench.bench_cpu [--quick]
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2, default=str))
+def export_only(quick: bool = False) -> dict[str, dict[str, str]]:
+    """Export (and cache) both domains' variants without timing anything (safe on a busy machine)."""
+    import tempfile
+
+    out: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp_name:
+        for domain, dynamic in (("pv-thermal", False), ("pv-rgb", True)):
+            notes: list[str] = []
+            dom = resolve_domain(domain, 6, Path(tmp_name), notes)
+            if not dom.trained:
+                continue
+            files = export_variants(dom, _data_dir() / "bench-cache" / "cpu", 16 if quick else 128, dynamic)
+            out[domain] = {k: str(v) for k, v in files.items()}
+    return out
+
+
+if __name__ == "__main__":  # python -m bench.bench_cpu [--quick] [--export-only]
+    if "--export-only" in sys.argv:
+        print(json.dumps(export_only(quick="--quick" in sys.argv), indent=2))
+    else:
+        print(json.dumps(run(quick="--quick" in sys.argv), indent=2, default=str))
