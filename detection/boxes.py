@@ -154,7 +154,7 @@ def _overlap_graph(b: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.nda
     ends = np.cumsum(counts)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
-    step = 2_000_000
+    step = 1 << 18  # pairs per chunk: bounds the temporaries to ~20 MB (a frame's NMS must not double the RSS)
     p0 = 0
     while p0 < n:  # chunks of sorted positions holding about ``step`` candidate pairs each
         base = ends[p0 - 1] if p0 else 0
@@ -220,7 +220,7 @@ def batched_nms(
     return nms(b + offset, scores, iou_threshold, max_det)
 
 
-MERGE_PAIRS_MAX = 4_000_000
+MERGE_PAIRS_MAX = 1_000_000
 """At most this many first-round box pairs per class are precomputed by :func:`greedy_merge` (beyond: each seed's
 IoS is computed when it is reached — the same result, more Python-level work)."""
 
@@ -299,8 +299,8 @@ def _first_round(boxes: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.n
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     total = 0
-    for i in range(0, n, 512):
-        sl = slice(i, min(i + 512, n))
+    for i in range(0, n, 128):  # row blocks: bounded temporaries
+        sl = slice(i, min(i + 128, n))
         if np.float32(thr) > 0:
             over = (x1[sl, None] < x2[None, :]) & (x1[None, :] < x2[sl, None])
             over &= (y1[sl, None] < y2[None, :]) & (y1[None, :] < y2[sl, None])
