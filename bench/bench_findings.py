@@ -14,7 +14,7 @@ previous one, so the trend stage runs too. Stages (seconds, one process, wall cl
 The stages are timed by wrapping the stage functions, which the pre-speed-up code has too: set
 ``SKYINSPECT_BENCH_FINDINGS_BASELINE=<git revision>`` (e.g. ``f206eed``) to run the same cases, with that
 revision's ``findings/`` package in a subprocess, and get the ratio (old seconds / new seconds); it runs for
-N ≤ 2000 only (the old path takes minutes beyond).
+N ≤ 2000 only (the old path takes minutes beyond; ``SKYINSPECT_BENCH_FINDINGS_BASELINE_MAX_N`` changes it).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ CASES = [
     ("pv-thermal", 500),
     ("pv-thermal", 2000),
     ("pv-thermal", 5000),
+    ("pv-rgb", 500),
     ("pv-rgb", 2000),
+    ("wind-rgb", 500),
     ("wind-rgb", 2000),
 ]
 QUICK_CASES = [("pv-thermal", 100), ("pv-thermal", 300), ("pv-rgb", 100), ("wind-rgb", 100)]
@@ -239,6 +241,7 @@ def run(quick: bool) -> dict:
     import findings
 
     revision = os.environ.get("SKYINSPECT_BENCH_FINDINGS_BASELINE")
+    max_n = int(os.environ.get("SKYINSPECT_BENCH_FINDINGS_BASELINE_MAX_N", BASELINE_MAX_N))
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="skyinspect-bench-findings-") as tmp:
@@ -254,7 +257,7 @@ def run(quick: bool) -> dict:
                 **{f"{k} s": v for k, v in new["stages"].items()},
                 "total s": new["total"],
             }
-            if revision and n <= BASELINE_MAX_N:
+            if revision and n <= max_n:
                 old = _baseline(revision, kind, n, flight, work)
                 if old["findings"] != new["findings"]:
                     notes.append(f"{kind} N={n}: the old path gave {old['findings']} findings, the new one "
