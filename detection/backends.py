@@ -13,8 +13,10 @@ Which backend opens an ONNX file (:func:`choose_backend`, logged by :func:`open_
    CUDA still come first on a Jetson or a GPU server); otherwise OpenVINO on an x86 CPU when the ``openvino``
    package is importable (the ``full`` and ``edge-x86`` extras install it); otherwise onnxruntime's CPU provider.
 
-Measured on the 2-core AVX2 reference machine (``python -m bench cpu``, numbers in ``bench/results``): the
-OpenVINO runtime is faster than onnxruntime's CPU provider on these YOLO models, FP32 and INT8 QDQ alike.
+Measured (``python -m bench cpu``, ``bench/results/latest-cpu.md``; one run on the 2-core AVX2 machine, shared
+with another benchmark): with the default yolo11p models at 320 px the two CPU backends take about the same
+median time per image; INT8 QDQ needs ``u8`` activations on both (``s8`` lost 2.8 / 10.7 mAP50 points), and
+FP16 brings nothing on CPUs without native FP16. Re-measure on an idle machine before relying on either.
 """
 
 from __future__ import annotations
