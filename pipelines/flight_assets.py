@@ -323,7 +323,9 @@ def flight_findings(context: dg.AssetExecutionContext, store: ObjectStoreResourc
             "warnings": len(result.warnings),
             "warnings_delivered": len(result.deliveries),
             "previous_flight": result.previous_flight,
-            "reports": sorted(result.report_keys),
+            "reports": sorted(k for k in result.report_keys if not k.startswith("crop:")),
+            "crops": sum(1 for k in result.report_keys if k.startswith("crop:")),
+            "stage_seconds": {k: round(v, 2) for k, v in (result.timings or {}).items()},
             "seconds": round(time.perf_counter() - started, 2),
             "key": keys.findings_key(site, flight),
         }
