@@ -6,7 +6,7 @@ Same model (YOLO11n, 640×640, untrained but calibrated — see ``bench.bench_in
    - ``edge``: what ``skyinspect-edge run`` does — a reader thread reads + decodes
      (:func:`detection.images.decode_image`) and pre-processes each frame (:meth:`jetson.pipeline.Pipeline.prepare`)
      while the model thread detects (:func:`detection.prefetch.background`), on the Detector opened by
-     :func:`jetson.engine.open_detector` with the default edge config (backend ``auto``: OpenVINO on an x86 CPU
+     :func:`jetson.engine.open_detector` with the default edge config (backend ``auto``: onnxruntime on CPU; formerly OpenVINO on an x86 CPU
      where it is installed); ``edge-onnxruntime``: the same with ``backend: onnxruntime`` (the CPU provider);
    - ``ultralytics-torch``: ``YOLO.predict(path, rect=False)`` on the in-memory PyTorch model (it reads the file);
    - ``ultralytics-onnx``: ``YOLO("model.onnx").predict(path)`` — ultralytics' own onnxruntime path;

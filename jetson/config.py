@@ -17,8 +17,8 @@ Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, co
     iou: 0.45                  # NMS IoU threshold
     max_det: 300               # at most this many detections per frame
     batch_size: 8              # tiles / frames per model call
-    backend: auto              # auto = onnxruntime with TensorRT/CUDA when present, else OpenVINO on an x86 CPU when
-                               #   installed (edge-x86 extra), else onnxruntime CPU; or onnxruntime / openvino
+    backend: auto              # auto = onnxruntime (TensorRT -> CUDA -> CPU); OpenVINO only when onnxruntime is
+                               #   missing; or onnxruntime / openvino (edge-x86 extra; not faster on the reference CPU)
     intra_op_threads: null     # threads inside one operator, onnxruntime or OpenVINO (null = one per core)
     performance_hint: latency  # OpenVINO: latency (one stream, frames one at a time) or throughput (streams)
     providers: null            # null = automatic: TensorRT -> CUDA -> CPU, the available ones; or e.g. [cuda, cpu]

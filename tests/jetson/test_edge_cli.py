@@ -88,7 +88,7 @@ def test_automatic_provider_choice_is_logged(tiny_onnx: Path, tmp_path: Path, ca
 def test_automatic_backend_choice_is_logged(tiny_onnx: Path, tmp_path: Path, caplog) -> None:
     from detection.backends import choose_backend
 
-    want, reason = choose_backend("auto")  # what this machine has: OpenVINO on an x86 CPU when installed
+    want, reason = choose_backend("auto")  # what this machine has: onnxruntime on CPU
     with caplog.at_level(logging.INFO):
         detector = open_detector(tiny_onnx, parse_edge_config({}), tmp_path / "cache")
     assert detector.backend.name == want
