@@ -90,6 +90,17 @@ class Backend(Protocol):
         ...
 
 
+def check_batch(source: Any, batch: np.ndarray, input_shape: Sequence[int | None]) -> None:
+    """Raise BackendError unless ``batch`` is (B, C, H, W) matching ``input_shape``'s fixed C, H, W."""
+    if batch.ndim != 4:
+        raise BackendError(f"{source}: expected a (B, C, H, W) batch, got shape {batch.shape}")
+    for axis, (want, got) in enumerate(zip(input_shape[1:], batch.shape[1:], strict=True), start=1):
+        if want is not None and want != got:
+            raise BackendError(
+                f"{source}: input dim {axis} is {got}, the model expects {want} (input shape {tuple(input_shape)})"
+            )
+
+
 def default_cache_dir() -> Path:
     """Where TensorRT engines and timing caches go: ``$XDG_CACHE_HOME/skyinspect/tensorrt`` (~/.cache/…)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -240,13 +251,7 @@ class OrtBackend:
         Raises:
             BackendError: the batch does not fit the model's input.
         """
-        if batch.ndim != 4:
-            raise BackendError(f"{self.source}: expected a (B, C, H, W) batch, got shape {batch.shape}")
-        for axis, (want, got) in enumerate(zip(self._input_shape[1:], batch.shape[1:], strict=True), start=1):
-            if want is not None and want != got:
-                raise BackendError(
-                    f"{self.source}: input dim {axis} is {got}, the model expects {want} (input shape {self._input_shape})"
-                )
+        check_batch(self.source, batch, self._input_shape)
         x = np.ascontiguousarray(batch, dtype=self._input_dtype)
         static = self._input_shape[0]
         if static is None or static == len(x):
@@ -493,13 +498,7 @@ class OpenVinoBackend:
         Raises:
             BackendError: the batch does not fit the model's input.
         """
-        if batch.ndim != 4:
-            raise BackendError(f"{self.source}: expected a (B, C, H, W) batch, got shape {batch.shape}")
-        for axis, (want, got) in enumerate(zip(self._input_shape[1:], batch.shape[1:], strict=True), start=1):
-            if want is not None and want != got:
-                raise BackendError(
-                    f"{self.source}: input dim {axis} is {got}, the model expects {want} (input shape {self._input_shape})"
-                )
+        check_batch(self.source, batch, self._input_shape)
         x = np.ascontiguousarray(batch, dtype=np.float32)
         static = self._input_shape[0]
         if static is None:
