@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from bench._support import calibrate_untrained
+
 NAME = "cpu"
 ROOT = Path(__file__).resolve().parents[1]
 CONF, IOU = 0.25, 0.45
@@ -117,16 +119,7 @@ def _fallback_weights(domain: str, frames: list[Path], imgsz: int, out: Path, da
     net.names = dict(enumerate(names))
     views = [to_model_image(read_image(f), "thermal" if "thermal" in domain else "rgb") for f in frames[:6]]
     batch = to_tensor(np.stack([letterbox(v, (imgsz, imgsz))[0] for v in views]))
-    with torch.no_grad():
-        for mod in net.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.momentum = 1.0
-        net.train()
-        net(torch.from_numpy(batch))
-        net.eval()
-        for seq in net.model[-1].cv3:
-            seq[-1].weight.mul_(2.0)
-            seq[-1].bias.fill_(-4.0)
+    calibrate_untrained(net, batch)
     path = out / f"{domain}-untrained.pt"
     args = {"imgsz": imgsz, "task": "detect", **({"data": str(data_yaml)} if data_yaml else {})}
     torch.save({"model": net.half(), "train_args": args, "epoch": -1, "date": None}, path)

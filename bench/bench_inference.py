@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from bench._support import calibrate_untrained
+
 NAME = "inference"
 IMGSZ = 640
 CONF, IOU = 0.25, 0.45
@@ -66,16 +68,7 @@ def _calibrated_model(workdir: Path) -> tuple[Any, Path]:
     shapes = [(512, 640), (3000, 4000), (640, 640), (1080, 1920)] * 2
     frames = [letterbox(_frame(h, w, 100 + i), (IMGSZ, IMGSZ))[0] for i, (h, w) in enumerate(shapes)]
     batch = np.ascontiguousarray(np.stack(frames)[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-    with torch.no_grad():
-        for mod in net.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.momentum = 1.0
-        net.train()
-        net(torch.from_numpy(batch))
-        net.eval()
-        for seq in net.model[-1].cv3:
-            seq[-1].weight.mul_(2.0)
-            seq[-1].bias.fill_(-4.0)
+    calibrate_untrained(net, batch)
     with contextlib.chdir(workdir):
         out = Path(model.export(format="onnx", imgsz=IMGSZ, simplify=False, verbose=False)).resolve()
     path = workdir / "yolo11n-640.onnx"
