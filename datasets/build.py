@@ -415,6 +415,8 @@ def build_dataset(
     data["taxonomy_version"] = taxonomy.TAXONOMY_VERSION
     if thermal:
         data["thermal_window_c"] = extra["thermal_window_c"]
+    if tiles is not None and tiles.size:
+        data["tile"] = int(tiles.size)  # frame px per tile: the scale the model learns (ModelMeta.slice_tile)
     data["skyinspect_version"] = manifest["version"]
     write_data_yaml(out / DATA_YAML, data)
     log.info(

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from detection.inference import Detector
 from detection.metrics import DetectionMetrics, MetricsAccumulator
+from detection.slicing import SlicedDetector
 
 logger = logging.getLogger(__name__)
 
@@ -252,14 +254,12 @@ def ground_truth(sample: Sample, width: int, height: int, nc: int) -> tuple[np.n
 
 
 # -------------------------------------------------------------------------------------------------- model
-def open_detector(cfg: EvalConfig) -> Any:
+def open_detector(cfg: EvalConfig) -> Detector:
     """The project's :class:`Detector` for ``cfg.model`` (ONNX → OrtBackend, .pt → TorchBackend).
 
     Raises:
         EvaluateError: unknown suffix; backend errors propagate as :class:`BackendError`.
     """
-    from detection.inference import Detector
-
     path = Path(cfg.model)
     kwargs: dict[str, Any] = {
         "conf": cfg.conf,
@@ -307,10 +307,8 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         raise EvaluateError(
             f"class names differ: model {cfg.model} has {model_names}, data {data.source} has {data.names}"
         )
-    runner = detector
+    runner: Detector | SlicedDetector = detector
     if cfg.slice:
-        from detection.slicing import SlicedDetector
-
         runner = SlicedDetector(detector, overlap=cfg.overlap, batch_size=cfg.batch)
     acc = MetricsAccumulator(data.names)
     by_size = SizeRecall(cfg.recall_conf)
@@ -360,7 +358,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
             "max_det": cfg.max_det,
             "slice": cfg.slice,
             "overlap": cfg.overlap if cfg.slice else None,
-            "tile": list(detector.input_hw) if cfg.slice else None,
+            "tile": list(runner.tile) if isinstance(runner, SlicedDetector) else None,
             "limit": cfg.limit,
         },
         "timing": {

@@ -139,9 +139,9 @@ def _base_detector(runner: Detector | SlicedDetector) -> Detector:
     raise FlightDetectionError(f"detector must be a Detector or SlicedDetector, got {type(runner).__name__}")
 
 
-def _needs_slicing(shape: tuple[int, ...], input_hw: tuple[int, int], factor: float) -> bool:
-    """True when an (h, w[, c]) frame is more than ``factor`` × the model input along either side."""
-    return shape[0] > factor * input_hw[0] or shape[1] > factor * input_hw[1]
+def _needs_slicing(shape: tuple[int, ...], tile_hw: tuple[int, int], factor: float) -> bool:
+    """True when an (h, w[, c]) frame is more than ``factor`` × the slicing tile along either side."""
+    return shape[0] > factor * tile_hw[0] or shape[1] > factor * tile_hw[1]
 
 
 def _run_tag(manifest: dict[str, Any], model: dict[str, Any], settings: dict[str, Any]) -> str:
@@ -231,7 +231,7 @@ def detect_flight(
         batch_size: whole frames per model call.
         workers: download + decode threads.
         part_size: images per resumable part.
-        slice_factor: slice frames larger than this many model inputs along a side (Detector only).
+        slice_factor: slice frames larger than this many slicing tiles along a side (Detector only).
         model: the ``model`` field of each record (default: :func:`model_info` of the detector).
         progress: tqdm bar on a terminal.
         on_part: called with the first image index of each part after it is stored (progress hooks, tests).
@@ -320,7 +320,7 @@ def detect_flight(
             batch.clear()
 
         def prepare(pixels: np.ndarray) -> PreparedImage | None:
-            if always_slice or _needs_slicing(pixels.shape, base.input_hw, slice_factor):
+            if always_slice or _needs_slicing(pixels.shape, sliced.tile, slice_factor):
                 return None
             return base.prepare_one(pixels)
 
@@ -329,7 +329,7 @@ def detect_flight(
                 part_records[loaded.index] = _record(loaded, None, names, info)
                 bar.update(1)
                 continue
-            if always_slice or _needs_slicing(loaded.image.shape, base.input_hw, slice_factor):
+            if always_slice or _needs_slicing(loaded.image.shape, sliced.tile, slice_factor):
                 t = time.perf_counter()
                 dets = sliced.predict(loaded.image)
                 stats.inference_s += time.perf_counter() - t

@@ -32,6 +32,8 @@ SKYINSPECT_KEYS = (
     "metrics",
     "export",
 )
+OPTIONAL_SKYINSPECT_KEYS = ("slice_tile",)
+"""Written only where they apply: ``slice_tile`` for models trained on tiles (see :func:`slice_tile_for`)."""
 INPUT_KINDS = ("rgb", "thermal")
 
 
@@ -82,6 +84,9 @@ class ModelMeta:
         domain: taxonomy domain, from ``skyinspect.domain`` or inferred from ``names`` (None if neither).
         input_kind: ``rgb`` or ``thermal``.
         thermal_window_c: (low, high) °C mapped onto 0–255 for thermal models.
+        slice_tile: (height, width) frame pixels per tile when a large frame is sliced, so tiles reach the model at
+            the scale it was trained at (a model trained on 640 px tiles resized to 320 slices 640 px tiles);
+            ``None``: tiles of the input size (pixels 1:1).
         source: where the metadata came from (a file path), for messages.
         extra: every other key, parsed where it is JSON (``skyinspect.metrics``, ``args``…), prefix kept.
     """
@@ -97,6 +102,7 @@ class ModelMeta:
     taxonomy_version: str | None = None
     input_kind: str = "rgb"
     thermal_window_c: tuple[float, float] = radiometry.DEFAULT_WINDOW_C
+    slice_tile: tuple[int, int] | None = None
     normalisation: str = "0-1"
     model_version: str | None = None
     dataset_version: str | None = None
@@ -190,6 +196,18 @@ class ModelMeta:
                     f"{src}: metadata key 'skyinspect.thermal_window_c' must be [low, high] °C, got {raw!r}"
                 )
             window = (float(raw[0]), float(raw[1]))
+        slice_tile: tuple[int, int] | None = None
+        if sky.get("slice_tile"):
+            raw = _literal("skyinspect.slice_tile", sky["slice_tile"], src)
+            if (
+                not isinstance(raw, (list, tuple))
+                or len(raw) != 2
+                or not all(isinstance(v, int) and v >= 32 for v in raw)
+            ):
+                raise ModelMetadataError(
+                    f"{src}: metadata key 'skyinspect.slice_tile' must be [height, width] pixels >= 32, got {raw!r}"
+                )
+            slice_tile = (int(raw[0]), int(raw[1]))
 
         try:
             args = _literal("args", metadata["args"], src) if metadata.get("args") else {}
@@ -201,7 +219,9 @@ class ModelMeta:
             )
 
         known = {*REQUIRED_KEYS, "batch", "channels", "end2end"}
-        known |= {PREFIX + k for k in ("domain", "input_kind", "thermal_window_c", "taxonomy_version")}
+        known |= {
+            PREFIX + k for k in ("domain", "input_kind", "thermal_window_c", "taxonomy_version", "slice_tile")
+        }
         known |= {PREFIX + k for k in ("normalisation", "model_version", "dataset_version")}
         extra: dict[str, Any] = {}
         for key, value in metadata.items():
@@ -225,6 +245,7 @@ class ModelMeta:
             taxonomy_version=sky.get("taxonomy_version") or None,
             input_kind=input_kind,
             thermal_window_c=window,
+            slice_tile=slice_tile,
             normalisation=str(sky.get("normalisation") or "0-1"),
             model_version=sky.get("model_version") or None,
             dataset_version=sky.get("dataset_version") or None,
@@ -250,6 +271,16 @@ class ModelMeta:
         session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
         return cls.from_metadata(session.get_modelmeta().custom_metadata_map, p)
 
+    def tile_for(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        """Frame pixels per tile when slicing for a model run at ``input_hw``: ``slice_tile`` scaled to that input
+        (so tiles keep the training scale), or ``input_hw`` itself (1:1) when the model has no ``slice_tile``."""
+        if self.slice_tile is None:
+            return input_hw
+        return (
+            round(self.slice_tile[0] * input_hw[0] / self.imgsz[0]),
+            round(self.slice_tile[1] * input_hw[1] / self.imgsz[1]),
+        )
+
     @property
     def metrics(self) -> dict[str, Any]:
         value = self.extra.get(PREFIX + "metrics")
@@ -269,6 +300,8 @@ class ModelMeta:
             PREFIX + "thermal_window_c": json.dumps(list(self.thermal_window_c)),
             PREFIX + "normalisation": self.normalisation,
         }
+        if self.slice_tile is not None:
+            out[PREFIX + "slice_tile"] = json.dumps(list(self.slice_tile))
         if self.domain is not None:
             out[PREFIX + "domain"] = self.domain.value
         for key in ("taxonomy_version", "model_version", "dataset_version"):
@@ -277,3 +310,30 @@ class ModelMeta:
         for key, value in self.extra.items():
             out[key] = value if isinstance(value, str) else json.dumps(value)
         return out
+
+
+def slice_tile_for(
+    input_hw: tuple[int, int], train_imgsz: int, train_tile: int | None
+) -> tuple[int, int] | None:
+    """The ``slice_tile`` of a model run at ``input_hw`` that was trained on ``train_tile`` px tiles resized to
+    ``train_imgsz``: the frame pixels that reach it at its training scale. ``None`` when it was not trained on
+    tiles (whole frames resized: no fixed scale to keep)."""
+    if not train_tile:
+        return None
+    scale = train_tile / train_imgsz
+    return round(input_hw[0] * scale), round(input_hw[1] * scale)
+
+
+def train_tile_of(data_yaml: str | Path | None) -> int | None:
+    """The tile size (px) a YOLO set was cut into (``tile`` in a skyinspect ``data.yaml``); ``None`` when the set
+    is not tiled, unknown or unreadable."""
+    if not data_yaml or not Path(data_yaml).is_file():
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    tile = raw.get("tile") if isinstance(raw, dict) else None
+    return int(tile) if isinstance(tile, int) and tile > 0 else None

@@ -60,7 +60,9 @@ class SlicedDetector:
 
     Args:
         detector: the whole-image detector (its conf / iou / max_det apply).
-        tile: tile size (h, w) or one int; default the model's input size (so tiles are not resized).
+        tile: tile size (h, w) or one int, in frame pixels; default the model's own (``ModelMeta.tile_for``: the
+            scale it was trained at, e.g. 640 px tiles for a model trained on 640 px tiles at input 320; else its
+            input size, so tiles are not resized).
         overlap: fraction of the tile shared with each neighbour (0.2 = at least 20 %).
         batch_size: tiles per backend call.
         full_frame: also run the whole frame letterboxed, to catch objects larger than a tile.
@@ -90,7 +92,7 @@ class SlicedDetector:
             raise ValueError(f"SlicedDetector: batch_size must be >= 1, got {batch_size}")
         self.detector = detector
         self.tile: tuple[int, int] = (
-            detector.input_hw
+            detector.meta.tile_for(detector.input_hw)
             if tile is None
             else ((tile, tile) if isinstance(tile, int) else (tile[0], tile[1]))
         )

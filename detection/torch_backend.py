@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from detection.backends import BackendError
-from detection.model_meta import PREFIX, ModelMeta
+from detection.model_meta import PREFIX, ModelMeta, slice_tile_for, train_tile_of
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class TorchBackend:
             "channels": "3",
             "args": json.dumps({k: v for k, v in self._train_args.items() if v is not None}, default=str),
         }
+        slice_tile = slice_tile_for(self._imgsz, self._imgsz[0], train_tile_of(self._train_args.get("data")))
+        if slice_tile is not None:
+            meta[PREFIX + "slice_tile"] = json.dumps(list(slice_tile))
         try:
             meta[PREFIX + "domain"] = taxonomy.domain_of_names(self._names).value
         except taxonomy.TaxonomyError:

@@ -30,7 +30,7 @@ Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, co
     tiling:
       mode: auto               # auto = slice frames larger than min_pixels; always; never
       min_pixels: 4000000      # auto mode: frames with more pixels than this are sliced
-      tile: null               # tile size in px (null = the model's input size)
+      tile: null               # tile size in frame px (null = the model's: its training scale, else its input size)
       overlap: 0.2             # fraction shared by neighbouring tiles
       merge: greedy            # greedy (NMS + merge boxes cut by tile borders) or nms
       full_frame: false        # add a whole-frame pass (objects larger than a tile)

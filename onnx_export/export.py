@@ -177,7 +177,7 @@ def variant_name(domain: taxonomy.Domain, precision: str, dynamic_batch: bool) -
 # -------------------------------------------------------------------------------------------------- metadata
 def skyinspect_metadata(source: ModelSource, export: dict[str, Any]) -> dict[str, str]:
     """The ``skyinspect.*`` keys (see :data:`detection.model_meta.SKYINSPECT_KEYS`), as strings."""
-    from detection.model_meta import PREFIX
+    from detection.model_meta import PREFIX, slice_tile_for
 
     values = {
         "domain": source.domain.value,
@@ -190,6 +190,11 @@ def skyinspect_metadata(source: ModelSource, export: dict[str, Any]) -> dict[str
         "metrics": json.dumps(source.metrics, sort_keys=True, default=str),
         "export": json.dumps(export, sort_keys=True, default=str),
     }
+    imgsz = export.get("imgsz")
+    if imgsz:
+        tile = slice_tile_for((int(imgsz[0]), int(imgsz[1])), source.imgsz[0], source.train_tile)
+        if tile is not None:
+            values["slice_tile"] = json.dumps(list(tile))
     return {PREFIX + k: v for k, v in values.items()}
 
 

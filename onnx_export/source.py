@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detection import radiometry, taxonomy
+from detection.model_meta import train_tile_of
 from onnx_export.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ModelSource:
         dataset_version: the training set's version (run record / model card), ``None`` when unknown.
         metrics: the training-time metrics (validator), ``{}`` when unknown.
         thermal_window_c: the °C window of the training set (data.yaml ``thermal_window_c``) or the default.
+        train_tile: the tile size (px) the training set was cut into (data.yaml ``tile``), ``None`` if not tiled.
         registry_ref: ``(domain, version)`` when the model came from the registry.
         card: the model card (registry) or the run record (file), for provenance.
     """
@@ -49,6 +51,7 @@ class ModelSource:
     dataset_version: str | None
     metrics: dict[str, Any]
     thermal_window_c: tuple[float, float] = radiometry.DEFAULT_WINDOW_C
+    train_tile: int | None = None
     registry_ref: tuple[str, str] | None = None
     card: dict[str, Any] = field(default_factory=dict)
 
@@ -200,6 +203,7 @@ def from_file(
         dataset_version=str(dataset_version) if dataset_version else None,
         metrics=metrics,
         thermal_window_c=window,
+        train_tile=train_tile_of(str(data_yaml) if data_yaml else None),
         registry_ref=registry_ref,
         card=card or record,
     )

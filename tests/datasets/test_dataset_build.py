@@ -16,6 +16,7 @@ from datasets.build import TileOptions, assign_splits, build_dataset, parse_spli
 from datasets.version import dataset_version
 from datasets.yolo import DatasetError, labels_to_xyxy, read_labels
 from detection import taxonomy
+from detection.model_meta import train_tile_of
 from detection.radiometry import DEFAULT_WINDOW_C, counts_to_uint8
 
 
@@ -166,6 +167,9 @@ def test_tiling_clips_boxes_at_tile_borders(make_flight, tmp_path):
     assert result.splits["train"].remnants_dropped == 1
     img = Image.open(next((out / "images" / "train").glob("a__DJI_0001__x100_y0.*")))
     assert img.size == (100, 100)
+    assert train_tile_of(result.data_yaml) == 100  # the scale a model trained on it slices at (slice_tile)
+    whole = build_dataset([a, b], tmp_path / "whole", val_flights=[b], progress=False)
+    assert train_tile_of(whole.data_yaml) is None
 
 
 def test_background_tiles_are_kept_at_the_given_ratio(make_flight, tmp_path):

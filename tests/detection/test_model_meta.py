@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detection import taxonomy
-from detection.model_meta import ModelMeta, ModelMetadataError
+from detection.model_meta import ModelMeta, ModelMetadataError, slice_tile_for, train_tile_of
 
 WIND = taxonomy.class_names("wind-rgb")
 ULTRA = {
@@ -125,3 +125,49 @@ def test_from_onnx_missing_keys_names_file(tmp_path, onnx_model) -> None:
         ModelMeta.from_onnx(path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ModelMeta.from_onnx(tmp_path / "nope.onnx")
+
+
+# ------------------------------------------------------------------------------------------------ slice tile
+def test_slice_tile_round_trips_and_scales_with_the_input() -> None:
+    meta = ModelMeta.from_metadata(
+        {**ULTRA, "imgsz": "[320, 320]", "skyinspect.slice_tile": "[640, 640]"}, "w"
+    )
+    assert meta.slice_tile == (640, 640)
+    assert meta.tile_for((320, 320)) == (
+        640,
+        640,
+    )  # the exported input: the training scale (2 px per input px)
+    assert meta.tile_for((640, 640)) == (1280, 1280)  # a torch model run at 640 keeps that scale
+    assert ModelMeta.from_metadata(meta.to_metadata()).slice_tile == (640, 640)
+    plain = ModelMeta.from_metadata(ULTRA)
+    assert plain.slice_tile is None and plain.tile_for((384, 640)) == (384, 640)  # no slice_tile: 1:1
+    assert "skyinspect.slice_tile" not in plain.to_metadata()
+
+
+@pytest.mark.parametrize("value", ["[640]", "[0, 640]", "[640.5, 640]", "'big'"])
+def test_bad_slice_tile_is_refused(value) -> None:
+    with pytest.raises(ModelMetadataError, match=r"wind.onnx: metadata key 'skyinspect.slice_tile' must be"):
+        ModelMeta.from_metadata({**ULTRA, "skyinspect.slice_tile": value}, "wind.onnx")
+
+
+@pytest.mark.parametrize(
+    ("input_hw", "train_imgsz", "train_tile", "want"),
+    [
+        ((320, 320), 320, 640, (640, 640)),  # 640 px tiles trained at 320: slice 640 px tiles
+        ((640, 640), 320, 320, (640, 640)),  # 320 px crops at 320, exported at 640: whole 640 px views, 1:1
+        ((320, 320), 320, 320, (320, 320)),
+        ((320, 320), 320, None, None),  # whole frames resized: no scale to keep
+    ],
+)
+def test_slice_tile_for(input_hw, train_imgsz, train_tile, want) -> None:
+    assert slice_tile_for(input_hw, train_imgsz, train_tile) == want
+
+
+def test_train_tile_of_reads_data_yaml(tmp_path) -> None:
+    tiled, whole, broken = tmp_path / "tiled.yaml", tmp_path / "whole.yaml", tmp_path / "broken.yaml"
+    tiled.write_text("names: {0: a}\ntile: 640\n")
+    whole.write_text("names: {0: a}\n")
+    broken.write_text("names: [\n")
+    assert train_tile_of(tiled) == 640
+    assert train_tile_of(whole) is None and train_tile_of(broken) is None
+    assert train_tile_of(tmp_path / "missing.yaml") is None and train_tile_of(None) is None

@@ -7,6 +7,8 @@ the right answer is known exactly. One test runs the real ONNX model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -209,3 +211,20 @@ def test_real_model_on_a_large_frame(onnx_model) -> None:
         found.xyxy[:, [0, 2]].max() <= 1920 and found.xyxy[:, [1, 3]].max() <= 1080 and found.xyxy.min() >= 0
     )
     assert len(found) <= det.max_det and np.all(np.diff(found.confidence) <= 0)
+
+
+def test_default_tile_keeps_the_model_training_scale() -> None:
+    """A model trained on 320 px tiles resized to 160 (``slice_tile``) is fed 320 px tiles; boxes still map back."""
+    base = oracle_detector(160)
+    scaled = Detector(base.backend, replace(base.meta, slice_tile=(320, 320)), conf=0.25, iou=0.45)
+    assert SlicedDetector(base).tile == (160, 160)
+    sliced = SlicedDetector(scaled, overlap=0.25)
+    assert sliced.tile == (320, 320)
+    assert len(sliced.windows((420, 700))) == 2 * 3
+    painted = [(10, 12, 40, 30), (230, 250, 260, 262), (640, 380, 690, 415)]
+    found = sliced.predict(frame_with(painted))
+    # each tile is halved on its way into the model: boxes come back within two pixels
+    np.testing.assert_allclose(
+        np.sort(found.xyxy, axis=0), np.sort(np.array(painted, np.float32), axis=0), atol=2.0
+    )
+    assert SlicedDetector(scaled, tile=200).tile == (200, 200)  # an explicit tile still wins

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,17 @@ def test_parse_registry_ref(text: str, expected: tuple[str, str] | None) -> None
 )
 def test_variant_name(precision: str, dynamic: bool, name: str) -> None:
     assert variant_name(taxonomy.Domain.PV_RGB, precision, dynamic) == name
+
+
+@pytest.mark.parametrize(
+    ("train_tile", "export_imgsz", "want"),
+    [(640, [384, 640], [640, 1067]), (384, [384, 640], [384, 640]), (None, [384, 640], None)],
+)
+def test_slice_tile_keeps_the_training_scale(train_tile, export_imgsz, want) -> None:
+    """Trained at 384 on ``train_tile`` px tiles: the export says which frame pixels one input covers."""
+    source = replace(_source(taxonomy.Domain.WIND, (0.0, 100.0)), train_tile=train_tile)
+    meta_map = {"names": repr(source.names), "imgsz": json.dumps(export_imgsz), "stride": "32", "task": "detect",
+                **skyinspect_metadata(source, {"imgsz": export_imgsz})}  # fmt: skip
+    meta = ModelMeta.from_metadata(meta_map, "test")
+    assert (list(meta.slice_tile) if meta.slice_tile else None) == want
+    assert (PREFIX + "slice_tile" in meta_map) is (want is not None)
