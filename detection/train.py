@@ -50,8 +50,11 @@ _FAMILY_YAML = {
     "yolov10": ("v10", None),  # v10 has one YAML per scale (yolov10n.yaml …)
     "yolo12": ("12", "yolo12.yaml"),
 }
-PROJECT_ARCHITECTURES: dict[str, Path] = {"yolo11p": Path(__file__).resolve().parent / "arch" / "yolo11p.yaml"}
-"""Architectures this project adds to ultralytics' own (``yolo11p``: YOLO11 at half the nano's width)."""
+PROJECT_ARCHITECTURES: dict[str, Path] = {
+    name: Path(__file__).resolve().parent / "arch" / f"{name}.yaml" for name in ("yolo11p", "yolo11p-p2")
+}
+"""Architectures this project adds to ultralytics' own: ``yolo11p`` (YOLO11 at half the nano's width) and
+``yolo11p-p2`` (the same plus a stride-4 detection level, for defects under 8 px)."""
 LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "opencv-python", "onnx")
 
 

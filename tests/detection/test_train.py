@@ -75,6 +75,22 @@ def test_project_pico_architecture_is_half_the_nano() -> None:
     assert 0.2 * nano < pico < 0.5 * nano
 
 
+def test_p2_pico_detects_at_stride_4() -> None:
+    """``yolo11p-p2`` adds a stride-4 level: a 6 px defect always contains an anchor centre (stride 8 often not)."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    source, kind = resolve_model("yolo11p-p2")
+    assert kind == "yaml" and source.endswith("detection/arch/yolo11p-p2.yaml")
+    model = DetectionModel(source, nc=7, verbose=False)
+    assert model.stride.tolist() == [4.0, 8.0, 16.0, 32.0]
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 96))
+    pred = out[0] if isinstance(out, (list, tuple)) else out
+    assert tuple(pred.shape) == (1, 4 + 7, sum((64 // s) * (96 // s) for s in (4, 8, 16, 32)))
+
+
 def test_resolve_existing_files(tmp_path: Path) -> None:
     (tmp_path / "m.pt").write_bytes(b"x")
     (tmp_path / "arch.yaml").write_text("nc: 2\n")
