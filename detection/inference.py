@@ -117,8 +117,8 @@ class Detector:
 
         ``backend`` is ``auto`` / ``onnxruntime`` / ``openvino`` (``None``: ``$SKYINSPECT_INFERENCE_BACKEND``, else
         auto — see :func:`detection.backends.choose_backend`; named ``providers`` imply onnxruntime).
-        ``intra_op_threads`` sets the threads of whichever backend opens the model; ``hint`` / ``streams`` are
-        OpenVINO's performance hint and stream count.
+        ``intra_op_threads`` sets the threads of whichever backend opens the model; ``hint`` / ``streams`` are the
+        performance hint and stream count (:data:`detection.backends.PERFORMANCE_HINTS`).
 
         Raises:
             BackendError: the file cannot be loaded, a requested provider or backend is unavailable.

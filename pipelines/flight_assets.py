@@ -22,7 +22,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -96,8 +96,13 @@ class DetectionConfig(dg.Config):
     workers: int = Field(default=4, description="Download + decode threads.")
     conf: float = Field(default=0.25, description="Keep detections scoring above this.")
     iou: float = Field(default=0.45, description="NMS IoU threshold.")
-    slice_factor: float = Field(default=2.0, description="Slice frames larger than this many model inputs.")
-    intra_op_threads: int | None = Field(default=None, description="onnxruntime CPU threads (None: default).")
+    slice_factor: float = Field(default=2.0, description="Slice frames larger than this many slicing tiles.")
+    intra_op_threads: int | None = Field(default=None, description="CPU inference threads (None: default).")
+    hint: Literal["latency", "throughput"] = Field(
+        default="latency",
+        description="CPU inference: one model stream using every thread (latency) or one single-thread stream per "
+        "core with each batch split across them (throughput).",
+    )
 
 
 # -------------------------------------------------------------------------------------------------- manifest
@@ -218,6 +223,7 @@ def flight_detections(
             iou=config.iou,
             batch_size=config.batch_size,
             intra_op_threads=config.intra_op_threads,
+            hint=config.hint,
         )
         stats = FlightDetectionStats()
         model = {"domain": resolved.domain, "version": resolved.version, "sha256": resolved.sha256}

@@ -134,6 +134,7 @@ def open_detector(path: Path, **kwargs: Any) -> Any:
         from detection.torch_backend import TorchBackend
 
         kwargs.pop("intra_op_threads", None)
+        kwargs.pop("hint", None)
         backend = TorchBackend(path, device="cpu")
         return Detector(backend, backend.model_meta(), **kwargs)
     return Detector.from_onnx(path, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,37 @@ def test_dynamic_backend_runs_any_batch(onnx_model_dynamic) -> None:
     assert backend.dynamic_batch and backend.input_shape == (None, 3, None, None)
     out = backend.run(np.random.default_rng(1).random((2, 3, 320, 256), dtype=np.float32))
     assert out.shape[0] == 2 and out.shape[1] == 10
+
+
+@pytest.mark.parametrize("fixture", ["onnx_model", "onnx_model_dynamic"])
+@pytest.mark.parametrize("streams", [2, 3])
+def test_throughput_hint_splits_batches_across_sessions(request, fixture: str, streams: int) -> None:
+    """``hint="throughput"``: one single-thread session per stream, a batch split across them, same outputs."""
+    model = request.getfixturevalue(fixture)
+    one = OrtBackend(model.path, intra_op_threads=1)
+    many = OrtBackend(model.path, intra_op_threads=streams, hint="throughput", streams=streams)
+    assert (one.streams, many.streams) == (1, streams)
+    assert many.session.get_session_options().intra_op_num_threads == 1
+    batch = np.random.default_rng(3).random((5, 3, 320, 320), dtype=np.float32)
+    out = many.run(batch)
+    assert out.shape == (5, 10, 2100)
+    np.testing.assert_allclose(out, one.run(batch), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(many.run(batch[:1]), out[:1], rtol=1e-5, atol=1e-5)  # smaller than the streams
+
+
+def test_streams_come_with_the_throughput_hint_only(onnx_model) -> None:
+    """``latency`` keeps one session whatever ``streams`` says; ``throughput`` defaults to one per core."""
+    assert OrtBackend(onnx_model.path, hint="latency", streams=4).streams == 1
+    assert OrtBackend(onnx_model.path, hint="throughput").streams == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"hint": "fastest"}, r"hint 'fastest': expected one of latency, throughput"), ({"streams": 0}, "streams")],
+)
+def test_bad_hint_or_streams(onnx_model, kwargs, match) -> None:
+    with pytest.raises(BackendError, match=match):
+        OrtBackend(onnx_model.path, **kwargs)
 
 
 @pytest.mark.parametrize(
