@@ -140,7 +140,7 @@ def resolve_domain(domain: str, limit: int | None, work: Path, notes: list[str])
         )
     frames = sorted(p for p in (flight / "flight").iterdir() if p.suffix.lower() in suffixes)[:limit]
     weights = ROOT / "models" / domain / "best.pt"
-    imgsz = PROFILES[domain].imgsz
+    imgsz = PROFILES[domain].export_imgsz or PROFILES[domain].imgsz  # the input the shipped ONNX runs at
     trained = weights.is_file()
     if not trained:
         notes.append(
@@ -177,7 +177,7 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     from onnx_export.export import ExportConfig, export_model
     from onnx_export.source import from_file
 
-    folder = cache / f"{_sha256(dom.weights)[:16]}-{calib_count}{'-dyn' if dynamic_batch else ''}"
+    folder = cache / f"{_sha256(dom.weights)[:16]}-{dom.imgsz}-{calib_count}{'-dyn' if dynamic_batch else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "variants.json"
     if index.is_file():
@@ -188,8 +188,8 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     out: dict[str, Path] = {}
     int8 = dom.calib is not None
     for act in ("s8", "u8") if int8 else ("s8",):
-        cfg = ExportConfig(out=folder / act, dynamic_batch=dynamic_batch, half=act == "s8", int8=int8, calib=dom.calib,
-                           calib_count=calib_count, int8_activations=act)  # fmt: skip
+        cfg = ExportConfig(out=folder / act, imgsz=(dom.imgsz, dom.imgsz), dynamic_batch=dynamic_batch, half=act == "s8",
+                           int8=int8, calib=dom.calib, calib_count=calib_count, int8_activations=act)  # fmt: skip
         for v in export_model(source, cfg).variants:
             if v.precision == "int8":
                 key = f"int8-{act}"
@@ -469,13 +469,14 @@ def part_full(dom: Domain, files: dict[str, Path], rounds: int, threads: int, co
             if v in files:
                 methods.append(Method(f"skyinspect-{backend}-{v}", "skyinspect", str(files[v]), backend=backend,
                                       precision=v, **common))  # fmt: skip
-    if (
-        not quick
-    ):  # two frames in flight, one OpenVINO stream (one thread) each, instead of one frame on 2 threads
-        for v in ("fp32", "int8-u8", "int8-s8"):
+    # throughput hint: `threads` frames in flight, one single-thread stream each (an onnxruntime session or an
+    # OpenVINO stream), instead of one frame on all threads
+    for backend, throughput in (("onnxruntime", ["fp32"] if quick else ["fp32", "int8-u8"]),
+                                ("openvino", [] if quick else ["fp32", "int8-u8", "int8-s8"])):  # fmt: skip
+        for v in throughput:
             if v in files:
-                methods.append(Method(f"skyinspect-openvino-{v}-throughput", "skyinspect", str(files[v]),
-                                      backend="openvino", precision=v, hint="throughput", batch=threads,
+                methods.append(Method(f"skyinspect-{backend}-{v}-throughput", "skyinspect", str(files[v]),
+                                      backend=backend, precision=v, hint="throughput", batch=threads,
                                       **common))  # fmt: skip
     stats = compare(methods, dom, rounds, config_dir, with_map=True)
     ref = stats["ultralytics-openvino"]["images_per_s"]
@@ -522,6 +523,11 @@ def part_sliced(dom: Domain, files: dict[str, Path], fastest: str, rounds: int, 
     if int8:  # static batch-1 file, the batch of 8 tiles split over parallel streams
         methods.append(Method(f"skyinspect-sliced-openvino-{int8}-throughput", "sliced", str(files[int8]),
                               backend="openvino", precision=int8, batch=8, hint="throughput", **common))  # fmt: skip
+    fp32 = "fp32-dynbatch" if "fp32-dynbatch" in files else "fp32"
+    for hint in ("latency", "throughput"):  # onnxruntime: one session on all threads / one per core
+        methods.append(Method(f"skyinspect-sliced-onnxruntime-fp32{'-throughput' if hint == 'throughput' else ''}",
+                              "sliced", str(files[fp32]), backend="onnxruntime", precision="fp32", batch=8,
+                              hint=hint, **common))  # fmt: skip
     stats = compare(methods, dom, rounds, config_dir, with_map=dom.trained)
     ref = stats[methods[0].name]["images_per_s"]
     rows = []
