@@ -155,6 +155,18 @@ def choose_providers(
     return out
 
 
+def static_chunks(x: np.ndarray, size: int) -> list[tuple[np.ndarray, int]]:
+    """A batch cut for a static-batch model: chunks of ``size`` (the last zero-padded) and each one's real count."""
+    chunks = []
+    for start in range(0, len(x), size):
+        chunk = x[start : start + size]
+        n = len(chunk)
+        if n < size:
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
+        chunks.append((chunk, n))
+    return chunks
+
+
 class OrtBackend:
     """An onnxruntime session behind the :class:`Backend` protocol.
 
@@ -195,7 +207,9 @@ class OrtBackend:
 
         self.source = "<bytes>" if isinstance(model, bytes) else str(model)
         if hint.lower() not in PERFORMANCE_HINTS:
-            raise BackendError(f"{self.source}: hint {hint!r}: expected one of {', '.join(PERFORMANCE_HINTS)}")
+            raise BackendError(
+                f"{self.source}: hint {hint!r}: expected one of {', '.join(PERFORMANCE_HINTS)}"
+            )
         if streams is not None and streams < 1:
             raise BackendError(f"{self.source}: streams must be >= 1, got {streams}")
         if not isinstance(model, bytes) and not Path(model).is_file():
@@ -288,13 +302,7 @@ class OrtBackend:
             parts = min(self.streams, len(x))
             chunks = [(c, len(c)) for c in np.array_split(x, parts)] if parts > 1 else [(x, len(x))]
         else:
-            chunks = []
-            for start in range(0, len(x), static):
-                chunk = x[start : start + static]
-                n = len(chunk)
-                if n < static:
-                    chunk = np.concatenate([chunk, np.zeros((static - n, *chunk.shape[1:]), chunk.dtype)])
-                chunks.append((chunk, n))
+            chunks = static_chunks(x, static)
         if len(chunks) == 1:
             return self._run(chunks[0][0])[: chunks[0][1]]
         if self._pool is None:
@@ -549,13 +557,7 @@ class OpenVinoBackend:
         shape = (static, *(int(d) for d in x.shape[1:]))
         self._compile(shape)
         requests = self._requests[shape]
-        chunks = []
-        for start in range(0, len(x), static):
-            chunk = x[start : start + static]
-            n = len(chunk)
-            if n < static:
-                chunk = np.concatenate([chunk, np.zeros((static - n, *chunk.shape[1:]), chunk.dtype)])
-            chunks.append((chunk, n))
+        chunks = static_chunks(x, static)
         if len(chunks) == 1 or len(requests) == 1:
             return np.concatenate([self._infer(requests[0], c)[:n] for c, n in chunks])
         outs: list[np.ndarray | None] = [None] * len(chunks)

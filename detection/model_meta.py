@@ -324,16 +324,21 @@ def slice_tile_for(
     return round(input_hw[0] * scale), round(input_hw[1] * scale)
 
 
-def train_tile_of(data_yaml: str | Path | None) -> int | None:
-    """The tile size (px) a YOLO set was cut into (``tile`` in a skyinspect ``data.yaml``); ``None`` when the set
-    is not tiled, unknown or unreadable."""
+def data_yaml_facts(data_yaml: str | Path | None) -> dict[str, Any]:
+    """A training set's ``data.yaml`` as a dict; ``{}`` when it is missing or unreadable (provenance unknown)."""
     if not data_yaml or not Path(data_yaml).is_file():
-        return None
+        return {}
     import yaml
 
     try:
         raw = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
-        return None
-    tile = raw.get("tile") if isinstance(raw, dict) else None
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def train_tile_of(data_yaml: str | Path | None) -> int | None:
+    """The tile size (px) a YOLO set was cut into (``tile`` in a skyinspect ``data.yaml``); ``None`` when the set
+    is not tiled, unknown or unreadable."""
+    tile = data_yaml_facts(data_yaml).get("tile")
     return int(tile) if isinstance(tile, int) and tile > 0 else None

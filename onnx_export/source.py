@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detection import radiometry, taxonomy
-from detection.model_meta import train_tile_of
+from detection.model_meta import data_yaml_facts, train_tile_of
 from onnx_export.errors import ExportError
 
 logger = logging.getLogger(__name__)
@@ -132,15 +132,7 @@ def load_checkpoint(path: Path) -> Any:
 
 
 def _thermal_window_from_yaml(data_yaml: str | None) -> tuple[float, float] | None:
-    if not data_yaml or not Path(data_yaml).is_file():
-        return None
-    import yaml
-
-    try:
-        raw = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    window = raw.get("thermal_window_c") if isinstance(raw, dict) else None
+    window = data_yaml_facts(data_yaml).get("thermal_window_c")
     if isinstance(window, (list, tuple)) and len(window) == 2:
         return float(window[0]), float(window[1])
     return None

@@ -91,7 +91,10 @@ def test_streams_come_with_the_throughput_hint_only(onnx_model) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"hint": "fastest"}, r"hint 'fastest': expected one of latency, throughput"), ({"streams": 0}, "streams")],
+    [
+        ({"hint": "fastest"}, r"hint 'fastest': expected one of latency, throughput"),
+        ({"streams": 0}, "streams"),
+    ],
 )
 def test_bad_hint_or_streams(onnx_model, kwargs, match) -> None:
     with pytest.raises(BackendError, match=match):

@@ -66,7 +66,11 @@ def test_project_pico_architecture_is_half_the_nano() -> None:
     from ultralytics.nn.tasks import DetectionModel
 
     source, kind = resolve_model("yolo11p")
-    assert kind == "yaml" and source.endswith("detection/arch/yolo11p.yaml") and "yolo11p" in available_architectures()
+    assert (
+        kind == "yaml"
+        and source.endswith("detection/arch/yolo11p.yaml")
+        and "yolo11p" in available_architectures()
+    )
 
     def params(cfg: str) -> int:
         return sum(t.numel() for t in DetectionModel(cfg, nc=6, verbose=False).parameters())

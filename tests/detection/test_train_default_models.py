@@ -82,7 +82,10 @@ def test_quick_run_of_one_domain(tmp_path: Path) -> None:
     # --evaluate-only: same weights, training provenance kept, evaluation redone.
     again = evaluate_only(profile, tmp_path / "models", tmp_path / "work")
     assert again["dataset"] == card["dataset"] and again["weights"] == card["weights"]
-    assert again["onnx"]["file"] == card["onnx"]["file"] and again["heldout"]["map50"] == card["heldout"]["map50"]
+    assert (
+        again["onnx"]["file"] == card["onnx"]["file"]
+        and again["heldout"]["map50"] == card["heldout"]["map50"]
+    )
 
 
 def test_evaluate_only_needs_shipped_weights(tmp_path: Path) -> None:
@@ -103,12 +106,15 @@ def test_shipped_model_matches_its_recipe(domain: str) -> None:
     # The card's profile is the recipe today's PROFILES make; fields added later must hold their defaults.
     today = json.loads(json.dumps(asdict(PROFILES[domain])))
     defaults = {
-        f.name: f.default_factory() if f.default_factory is not MISSING else f.default for f in fields(Profile)
+        f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+        for f in fields(Profile)
     }
     assert {k: today[k] for k in card["profile"]} == card["profile"]
     assert all(today[k] == defaults[k] for k in today.keys() - card["profile"].keys())
     assert (SHIPPED / domain / "best.pt").stat().st_size == card["weights"]["bytes"] <= MAX_WEIGHTS_BYTES
-    assert (SHIPPED / domain / card["onnx"]["file"]).stat().st_size == card["onnx"]["bytes"] <= MAX_WEIGHTS_BYTES
+    assert (
+        (SHIPPED / domain / card["onnx"]["file"]).stat().st_size == card["onnx"]["bytes"] <= MAX_WEIGHTS_BYTES
+    )
     assert 0 < card["timing_s"]["train_cpu"] <= 60 * 60
     assert card["meets_target"] == (card["heldout"]["map50"] >= card["target_map50"])
 
