@@ -219,9 +219,8 @@ class ModelMeta:
             )
 
         known = {*REQUIRED_KEYS, "batch", "channels", "end2end"}
-        known |= {
-            PREFIX + k for k in ("domain", "input_kind", "thermal_window_c", "taxonomy_version", "slice_tile")
-        }
+        known |= {PREFIX + k for k in ("domain", "input_kind", "thermal_window_c", "taxonomy_version")}
+        known |= {PREFIX + k for k in OPTIONAL_SKYINSPECT_KEYS}
         known |= {PREFIX + k for k in ("normalisation", "model_version", "dataset_version")}
         extra: dict[str, Any] = {}
         for key, value in metadata.items():
