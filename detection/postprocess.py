@@ -71,15 +71,14 @@ def decode_raw(
     if pred.ndim != 2 or pred.shape[0] < 5:
         raise OutputFormatError(f"decode_raw: expected (4 + nc, N), got {pred.shape}")
     cls_scores = pred[4:]
-    class_id = cls_scores.argmax(axis=0)
-    scores = np.take_along_axis(cls_scores, class_id[None], axis=0)[0]
+    scores = cls_scores.max(axis=0)  # the best class of every anchor is only needed for the few kept ones
     keep = np.flatnonzero(scores > conf)
     if not keep.size:
         return Detections.empty()
     if keep.size > MAX_NMS_CANDIDATES:
         keep = keep[np.argsort(-scores[keep], kind="stable")[:MAX_NMS_CANDIDATES]]
     boxes = xywh_to_xyxy(pred[:4, keep].T.astype(np.float32))
-    scores, class_id = scores[keep], class_id[keep]
+    scores, class_id = scores[keep], cls_scores[:, keep].argmax(axis=0)
     ids = np.zeros_like(class_id) if agnostic else class_id
     kept = batched_nms(boxes, scores, ids, iou, max_det)
     return Detections(boxes[kept], scores[kept], class_id[kept].astype(np.int32))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.boxes import MERGE_PAIRS_MAX, box_ios, greedy_merge
+from detection.boxes import MERGE_PAIRS_MAX, box_area, box_ios, greedy_merge
 from detection.detections import Detections
 
 
@@ -144,3 +144,25 @@ def test_nms_overlap_graph_equals_the_blocked_method(monkeypatch, seed, n, layou
     monkeypatch.setattr(boxes_mod, "NMS_SPARSE_MIN", 10)
     monkeypatch.setattr(boxes_mod, "NMS_PAIRS_MAX", 5)  # too many pairs: the blocked method after all
     np.testing.assert_array_equal(boxes_mod.batched_nms(*args), blocked)
+
+
+@pytest.mark.parametrize(
+    ("seed", "n", "layout", "thr", "max_det"),
+    [(40, 1500, "dense", 0.45, None), (41, 2000, "clustered", 0.45, 300), (42, 800, "ties", 0.0, None),
+     (43, 1200, "sparse", 0.7, None), (44, 600, "dense", 1.0, 50), (45, 300, "ties", 0.5, 10)],
+)  # fmt: skip
+def test_nms_opencv_loop_equals_the_numpy_loop(seed, n, layout, thr, max_det) -> None:
+    """Up to NMS_SPARSE_MIN boxes NMS runs in OpenCV: the same kept indices, in the same order, as numpy's loop."""
+    import detection.boxes as boxes_mod
+
+    dets = random_detections(seed, n, layout, 3, 1)
+    dets = dets[box_area(dets.xyxy) > 0]  # repeated boxes and tied scores stay; empty boxes take the numpy loop
+    n = len(dets)
+    got = boxes_mod.batched_nms(dets.xyxy, dets.confidence, dets.class_id, thr, max_det)
+    b = dets.xyxy.astype(np.float64) + dets.class_id[:, None] * (np.abs(dets.xyxy).max() * 2 + 1.0)
+    order = np.argsort(-dets.confidence.astype(np.float64), kind="stable")
+    limit = n if max_det is None else max_det
+    want = order[boxes_mod._nms_blocked(b[order], box_area(b[order]), thr, limit)]
+    assert n <= boxes_mod.NMS_SPARSE_MIN and np.all(box_area(b) > 0)  # the OpenCV path was taken
+    np.testing.assert_array_equal(got, want)
+    assert len(got) < n or layout == "sparse" or thr == 1.0
