@@ -8,6 +8,10 @@
   it holds at least :data:`MIN_REFERENCE_PX` pixels.
 * Without a layout (or a georeferenced frame) the reference is the median of an annulus of the frame around the
   box (method ``annulus``): less accurate, since it may include ground between the rows.
+* Area ΔT (``area_delta_t_k``): the median of the box's own module pixels (all box pixels without module
+  polygons) against the same reference — how much warmer the pattern's area is as a whole. Area patterns
+  (module or string offline, a bypassed substring) warm their whole area, so their area ΔT is about their ΔT;
+  a healthy module under a box has an area ΔT near 0 even when its warmest cell makes the maximum stand out.
 """
 
 from __future__ import annotations
@@ -166,14 +170,16 @@ def measure_delta_t(
     ``[xyxy, *other_boxes]``, computed once per frame instead of once per box (``other_boxes`` is then
     ignored); ``projection``: the frame's :class:`ModuleProjection`.
 
-    Returns ``{"delta_t_k", "defect_c", "reference_c", "reference_px", "method"}``; ``delta_t_k`` is None
-    (with ``method`` saying why) when the box is empty or no reference pixels exist.
+    Returns ``{"delta_t_k", "area_delta_t_k", "defect_c", "reference_c", "reference_px", "method"}``;
+    ``delta_t_k`` and ``area_delta_t_k`` are None (with ``method`` saying why) when the box is empty or no
+    reference pixels exist.
     """
     h, w = temp_c.shape
     bx = _clip_box(xyxy, w, h)
     if bx[2] <= bx[0] or bx[3] <= bx[1]:
         return {
             "delta_t_k": None,
+            "area_delta_t_k": None,
             "defect_c": None,
             "reference_c": None,
             "reference_px": 0,
@@ -190,32 +196,41 @@ def measure_delta_t(
         raise ValueError(f"exclusion mask has shape {excl.shape}, the frame {(h, w)}")
     use_layout = camera is not None and layout is not None and layout.kind == "pv" and layout.modules
     ref_vals = np.empty(0, np.float32)
+    area_vals = np.empty(0, np.float32)
     method = "annulus"
     if use_layout:
         gsd = max(camera.gsd_at(camera.u), 1e-3)
         for grow_m in (2.0, 4.0, 8.0):
             roi = _clip_box(xyxy, w, h, pad=grow_m / gsd)
-            mm = module_mask(camera, layout, roi, projection) & ~excl[roi[1] : roi[3], roi[0] : roi[2]]
+            modules = module_mask(camera, layout, roi, projection)
+            mm = modules & ~excl[roi[1] : roi[3], roi[0] : roi[2]]
             ref_vals = temp_c[roi[1] : roi[3], roi[0] : roi[2]][mm]
             if ref_vals.size >= MIN_REFERENCE_PX:
                 method = f"module pixels within {grow_m:g} m (as-built polygons projected into the frame)"
+                in_box = modules[bx[1] - roi[1] : bx[3] - roi[1], bx[0] - roi[0] : bx[2] - roi[0]]
+                area_vals = temp_c[bx[1] : bx[3], bx[0] : bx[2]][in_box]
                 break
     if ref_vals.size < MIN_REFERENCE_PX:
         side = max(bx[2] - bx[0], bx[3] - bx[1])
         roi = _clip_box(xyxy, w, h, pad=max(8, side))
         ref_vals = temp_c[roi[1] : roi[3], roi[0] : roi[2]][~excl[roi[1] : roi[3], roi[0] : roi[2]]]
         method = "annulus around the box (no module polygons in the frame)"
+        area_vals = np.empty(0, np.float32)
     if ref_vals.size == 0:
         return {
             "delta_t_k": None,
+            "area_delta_t_k": None,
             "defect_c": round(defect, 2),
             "reference_c": None,
             "reference_px": 0,
             "method": "no reference pixels around the box",
         }
     ref = float(np.median(ref_vals))
+    if area_vals.size == 0:  # no module pixels in the box (or no layout): the whole box
+        area_vals = temp_c[bx[1] : bx[3], bx[0] : bx[2]]
     return {
         "delta_t_k": round(defect - ref, 2),
+        "area_delta_t_k": round(float(np.median(area_vals)) - ref, 2),
         "defect_c": round(defect, 2),
         "reference_c": round(ref, 2),
         "reference_px": int(ref_vals.size),

@@ -36,3 +36,20 @@ def test_counts_are_converted_to_celsius() -> None:
 def test_box_outside_the_frame() -> None:
     out = measure_delta_t(np.zeros((10, 10), np.float32), [20, 20, 30, 30], [])
     assert out["delta_t_k"] is None and "outside" in out["method"]
+
+
+@pytest.mark.parametrize(
+    ("box", "delta_t", "area_delta_t"),
+    [
+        ([100, 90, 106, 96], 8.0, 8.0),  # the box is the warm area: both ΔT agree
+        ([80, 70, 126, 116], 8.0, 0.0),  # a module-sized box around one hot cell: hot maximum, normal area
+        ([150, 150, 190, 190], 0.0, 0.0),  # a healthy area
+    ],
+)
+def test_area_delta_t_is_the_box_median_against_the_reference(
+    box: list[int], delta_t: float, area_delta_t: float
+) -> None:
+    temp = _frame(8.0, np.random.default_rng(3))
+    out = measure_delta_t(temp, box, [[20, 20, 30, 30]])
+    assert out["delta_t_k"] == pytest.approx(delta_t, abs=0.25)
+    assert out["area_delta_t_k"] == pytest.approx(area_delta_t, abs=0.1)
