@@ -17,8 +17,12 @@ Steps (each finding keeps its reasons in words):
 3. **Assets** — the finding's location (quality-weighted mean of its un-clipped observations) is assigned to
    the module polygon containing it, else the nearest within ``0.5 m + 2 σ``, else ``off-layout`` with the
    reason; string offline → the string (module_id = the middle module of the string).
-4. **Grading and power loss** (:mod:`findings.grading`), inspection validity for thermal flights, and the trend
-   against a previous inspection (:mod:`findings.trend`).
+4. **Grading and power loss** (:mod:`findings.grading`), inspection validity for thermal flights.
+5. **Physical checks** (:mod:`findings.checks`): a ``missing_module`` where the layout has no module slot, or a
+   thermal area pattern (module/string offline, bypass diode) whose area the radiometry shows no warmer than the
+   normal modules, is *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the
+   findings, counts, warnings and trend.
+6. The trend against a previous inspection (:mod:`findings.trend`).
 
 The quality of an observation is ``confidence × sqrt(box area / frame area) × (0.3 if clipped by the frame
 edge)``; the best observation gives the finding's crop.
@@ -41,6 +45,7 @@ import numpy as np
 
 from detection.taxonomy import TAXONOMY_VERSION, DefectClass, Domain, TaxonomyError, by_id, by_name, domain
 from findings import grading
+from findings.checks import check_findings
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
 from findings.thermal import (
@@ -97,6 +102,8 @@ class Observation:
     wind: dict[str, Any] | None = None
     thermal: dict[str, Any] | None = None
     sigma_m: float = 0.3
+    footprint: np.ndarray | None = None
+    """(4, 2) ground (e, n) corners of the box (PV, located)."""
 
     @property
     def located(self) -> bool:
@@ -330,6 +337,7 @@ def _observations(
                 else:
                     o.e, o.n, o.u = float(c[0]), float(c[1]), 0.0
                     poly = box_ground_polygon(cam, xyxy)
+                    o.footprint = poly if np.all(np.isfinite(poly)) else None
                     o.size_m = float(max(np.hypot(*(poly[1] - poly[0])), np.hypot(*(poly[3] - poly[0]))))
                     o.sigma_m = opts.gps_sigma_m + math.sqrt(2) * cam.u * math.tan(
                         math.radians(ATTITUDE_ERROR_DEG)
@@ -532,6 +540,10 @@ def _median_or_none(values: list[float | None]) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
+def _round_or_none(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _finding(
     dom: Domain,
     members: list[Observation],
@@ -697,6 +709,7 @@ def _finding(
                 else round(grading.normalise_delta_t(dt, irr), 2)
             ),
             "normalisation": "linear scaling to 1000 W/m²: ΔT × 1000 / irradiance",
+            "area_delta_t_k": _round_or_none(_median_or_none([t.get("area_delta_t_k") for t in use])),
             "defect_c": _median_or_none([t.get("defect_c") for t in use]),
             "reference_c": _median_or_none([t.get("reference_c") for t in use]),
             "measurements": len(use),
@@ -814,13 +827,17 @@ def build_findings(
         obs, _cams = _observations(dom, manifest, image_detections, layout, local, frames, opts, notes)
     with _stage(timings, "dedup"):
         clusters = _cluster(dom, obs)
-    with _stage(timings, "grade"):
-        findings = [_finding(dom, c, layout, local, cond, validity, opts, timings) for c in clusters]
-        findings.sort(key=_sort_key)
+    with _stage(timings, "grade"):  # grading and the physical checks (findings.checks)
+        built = [(_finding(dom, c, layout, local, cond, validity, opts, timings), c) for c in clusters]
+        findings, suppressed = check_findings(dom, built, layout)
     timings["grade"] -= timings.get("assign", 0.0)
     timings.setdefault("assign", 0.0)
+    findings.sort(key=_sort_key)
+    suppressed.sort(key=_sort_key)
     for i, f in enumerate(findings, start=1):
         f["id"] = f"F{i:04d}"
+    for i, f in enumerate(suppressed, start=1):
+        f["id"] = f"S{i:04d}"
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "taxonomy_version": TAXONOMY_VERSION,
@@ -834,6 +851,7 @@ def build_findings(
         "options": {"module_power_w": opts.module_power_w, "gps_sigma_m": opts.gps_sigma_m},
         "counts": {},
         "findings": findings,
+        "suppressed": suppressed,
         "resolved": [],
         "notes": notes,
         "previous_flight": None,
@@ -905,7 +923,8 @@ def _domain(value: Any) -> Domain:
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
-    """Counts by severity, class, grade and status, and the site's total estimated power loss."""
+    """Counts by severity, class, grade and status, and the site's total estimated power loss (findings only);
+    the suppressed findings (:mod:`findings.checks`) are counted apart, by rule."""
     fs = doc["findings"]
     by_sev: dict[str, int] = {s: 0 for s in (*grading.SEVERITY_ORDER, "ungraded")}
     by_class: dict[str, int] = {}
@@ -921,6 +940,10 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("resolved"):
         trend["resolved"] = len(doc["resolved"])
     losses = [f["power_loss_w"] for f in fs if f.get("power_loss_w") is not None]
+    by_rule: dict[str, int] = {}
+    for f in doc.get("suppressed") or []:
+        rule = (f.get("suppression") or {}).get("rule", "unknown")
+        by_rule[rule] = by_rule.get(rule, 0) + 1
     return {
         "findings": len(fs),
         "critical": sum(1 for f in fs if f["grade"].get("critical")),
@@ -932,4 +955,6 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
         "observations": sum(f["n_observations"] for f in fs),
         "power_loss_w": round(float(sum(losses)), 1),
         "trend": trend,
+        "suppressed": len(doc.get("suppressed") or []),
+        "suppressed_by_rule": dict(sorted(by_rule.items())),
     }

@@ -22,6 +22,9 @@ PV thermal — IEC TS 62446-3 class of abnormality (CoA)
     string_offline        —                          —                     always (whole string disconnected)
     ====================  =========================  ====================  ===================================
 
+    An area pattern (module offline, string offline, bypass diode) whose area ΔT is below
+    :data:`MIN_AREA_DELTA_T_K` is no abnormality at all: :mod:`findings.checks` suppresses it.
+
     ΔT is the defect's maximum against the median of the normal (defect-free) module pixels around it, measured
     in the radiometric frame. The CoA uses the measured ΔT (the standard's classes refer to the conditions of
     the inspection); a ΔT normalised to 1000 W/m² by linear scaling, ``ΔT * 1000 / G``, is reported beside it
@@ -64,6 +67,13 @@ from typing import Any
 from detection.taxonomy import Domain, by_name
 
 COA_THRESHOLDS_K = (10.0, 20.0)
+MIN_AREA_DELTA_T_K = 1.0
+"""The least area ΔT (median of the pattern's module pixels against the normal modules around it) at which an
+area pattern — module offline, string offline, bypassed substring — is a thermal abnormality. Such an area
+turns the light it does not convert into heat: about η·G / U warmer than its producing neighbours (η ≈ 0.2,
+U ≈ 25 + 6.8·wind W/m²K: ≈ 1.5 K at the 600 W/m² and 7.8 m/s limits of a valid inspection, 3–8 K in calm sun).
+Healthy modules of one frame lie within a few tenths of a kelvin of each other; below 1 K nothing marks the area
+as abnormal (:mod:`findings.checks` suppresses such findings as not confirmed by radiometry)."""
 MIN_IRRADIANCE_W_M2 = 600.0
 MAX_WIND_M_S = 28.0 / 3.6
 MAX_CLOUD_OKTA = 2

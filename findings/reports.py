@@ -8,6 +8,10 @@
   crop sheets for the :data:`MAX_PDF_CROPS` most severe findings, ids on the map for :data:`MAX_MAP_LABELS`.
 * ``findings.csv`` — one row per finding. ``findings.geojson`` — RFC 7946 FeatureCollection of Points
   (lon, lat), one per located finding. ``findings.kml`` — KML 2.2 Placemarks (Google Earth, QGIS).
+* Suppressed detections (:mod:`findings.checks`: no module slot under a "missing module", an area pattern the
+  radiometry shows no warmer than its neighbours) are not findings: they are left out of the counts, the
+  CSV/GeoJSON/KML, the map and the crops, and listed with their rule and reason in report.html, the PDF and
+  ``findings.json`` (``suppressed``) for audit.
 * ``findings.json`` + ``findings.schema.json`` — the findings document and its JSON Schema.
 * ``site_summary.html`` / ``site_summary.json`` — every inspection of the site known so far (when given).
 """
@@ -419,7 +423,13 @@ def render_html(
         f"<p><b>{c['findings']}</b> findings from {c.get('observations', 0)} detections; <b>{crit}</b> "
         f"critical (fault warnings: {len(warnings or [])}); estimated power loss "
         f"<b>{c['power_loss_w'] / 1000:.2f} kW</b>; {c.get('unlocated', 0)} unlocated, "
-        f"{c.get('ungraded', 0)} ungraded.</p><div class='cards'>"
+        f"{c.get('ungraded', 0)} ungraded"
+        + (
+            f"; {c['suppressed']} detections suppressed by the physical checks (listed below)"
+            if c.get("suppressed")
+            else ""
+        )
+        + ".</p><div class='cards'>"
     )
     for sev in (*reversed(grading.SEVERITY_ORDER), "ungraded"):
         out.append(
@@ -518,6 +528,7 @@ def render_html(
             f"{e(f['best']['image'])}<br><small>{reasons}</small></td><td>{_review_text(review, f['id'])}</td></tr>"
         )
     out.append("</table>")
+    out.append(_suppressed_html(doc))
     if doc.get("resolved"):
         out.append("<h2>Resolved since the previous inspection</h2><ul>")
         for r in doc["resolved"]:
@@ -541,6 +552,46 @@ def render_html(
     )
     out.append("</body></html>")
     return "".join(out)
+
+
+def _suppressed_html(doc: dict[str, Any]) -> str:
+    """The audit table of the suppressed detections (empty string when none)."""
+    sup = doc.get("suppressed") or []
+    if not sup:
+        return ""
+    e = html.escape
+    out = [
+        f"<h2>Suppressed detections ({len(sup)})</h2><p>Detections that the physical checks rejected "
+        "(findings/checks.py): they are not findings and are not counted, warned or exported to CSV/GeoJSON/KML. "
+        "Listed here to be audited.</p><table><tr><th>ID</th><th>Class</th><th>Rule</th><th>Why</th>"
+        "<th>Asset</th><th>Location</th><th>Evidence</th></tr>"
+    ]
+    for f in sup:
+        sp = f.get("suppression") or {}
+        loc = f["location"]
+        loc_txt = f"{loc['lat']:.7f}, {loc['lon']:.7f}" if loc["located"] else "unlocated"
+        out.append(
+            f"<tr><td>{e(f['id'])}</td><td>{e(f['display_name'])}<br><small>conf {f['confidence']:.2f}</small>"
+            f"</td><td>{e(str(sp.get('rule')))}</td><td>{e(str(sp.get('reason')))}</td>"
+            f"<td>{e(_asset_text(f))}</td><td>{loc_txt}</td><td>{f['n_observations']} frame(s), best "
+            f"{e(f['best']['image'])} {e(str(f['best']['xyxy']))}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def _suppressed_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
+    """The PDF lines of the suppressed detections: id, class, rule, best frame, then the reason wrapped."""
+    import textwrap
+
+    lines: list[str] = []
+    for f in doc.get("suppressed") or []:
+        sp = f.get("suppression") or {}
+        lines.append(f"{f['id']:<6}{f['class'][:20]:<21}{str(sp.get('rule'))[:22]:<23}{f['best']['image']}")
+        lines += textwrap.wrap(
+            str(sp.get("reason")), width, initial_indent="      ", subsequent_indent="      "
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------------------------- PDF
@@ -635,7 +686,8 @@ def render_pdf(
             f"site {doc['site']}  flight {doc['flight']}  kind {doc['kind']}",
             f"inspected {doc.get('inspection_time')}  generated {doc['generated']}",
             "",
-            f"findings {c['findings']}  critical {c['critical']}  fault warnings {len(warnings or [])}",
+            f"findings {c['findings']}  critical {c['critical']}  fault warnings {len(warnings or [])}"
+            + (f"  suppressed {c['suppressed']} (listed at the end)" if c.get("suppressed") else ""),
             f"estimated power loss {c['power_loss_w'] / 1000:.2f} kW",
             "by severity: " + ", ".join(f"{k} {v}" for k, v in c["by_severity"].items()),
             "by grade: " + ", ".join(f"{k} {v}" for k, v in c.get("by_grade", {}).items()),
@@ -681,6 +733,14 @@ def render_pdf(
         n = ROWS_PER_PAGE
         for k in range(0, max(len(rows), 1), n):
             _text_page(pdf, "Findings" + (f" ({k // n + 1})" if len(rows) > n else ""), rows[k : k + n])
+        sup = _suppressed_lines(doc)
+        for k in range(0, len(sup), n):
+            _text_page(
+                pdf,
+                f"Suppressed detections ({len(doc['suppressed'])}, not findings)"
+                + (f" ({k // n + 1})" if len(sup) > n else ""),
+                sup[k : k + n],
+            )
         crops = [(f, ff.crops[f["id"]]) for f in doc["findings"] if f["id"] in ff.crops]
         _crop_pages(pdf, crops[:MAX_PDF_CROPS])
         if len(crops) > MAX_PDF_CROPS:

@@ -1,7 +1,7 @@
 """The findings JSON schema (``findings/findings.schema.json``, JSON Schema 2020-12) and a small validator.
 
 The validator implements the subset the schema uses — ``type`` (one or a list), ``required``, ``properties``,
-``items``, ``enum``, ``minItems``/``maxItems``, ``minimum``/``maximum`` and local ``$ref`` — so no extra
+``items``, ``enum``, ``minItems``/``maxItems``, ``minimum``/``maximum``, ``allOf`` and local ``$ref`` — so no extra
 package is needed at run time; any full JSON-Schema validator accepts the same file.
 """
 
@@ -48,6 +48,8 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str, 
             node = node[part]
         _check(value, node, root, path, errors)
         return
+    for sub in schema.get("allOf", []):
+        _check(value, sub, root, path, errors)
     types = schema.get("type")
     if types is not None:
         names = types if isinstance(types, list) else [types]

@@ -1,0 +1,211 @@
+"""Physical checks of findings against the site and the radiometry: which detections cannot be the defect.
+
+A detector sees patterns; some patterns cannot be the defect they look like, because the plant or the
+temperatures say otherwise. Each rule below is a physical fact about the defect class, not a score threshold:
+
+* ``layout-module-slot`` (PV, ``missing_module``): a module can only be missing where the as-built layout has
+  a module slot. The finding's ground footprint (the boxes of its un-clipped observations projected onto the
+  ground) must cover at least :data:`MIN_SLOT_COVERAGE` of one layout module's area; a "missing module" over
+  the gap between two tables, past the end of a row or between rows covers no slot.
+* ``radiometry-area-warm`` (PV thermal, area patterns ``module_offline``, ``string_offline``,
+  ``bypass_diode``): an open-circuit module or string, or a bypassed substring, produces no power from the
+  light it absorbs, so its whole area is warmer than the producing modules around it (roughly η·G / U: ≈ 1.5–5 K
+  at the ≥ 600 W/m² of a valid inspection, lower with wind). The finding's area ΔT (median of the module
+  pixels under its boxes against the median of the normal module pixels around them, :mod:`findings.thermal`)
+  must reach :data:`findings.grading.MIN_AREA_DELTA_T_K`; below it the radiometry shows no thermal
+  abnormality and the finding is not confirmed. Applied only when the frame's radiometric data was read and the
+  reference came from the layout's module pixels (an annulus may hold ground between rows).
+* ``explained-by-string`` (PV thermal, ``module_offline``): a module of a string that has a (kept)
+  ``string_offline`` finding is warm because its string is offline — the string finding already lists it.
+
+A finding a rule rejects is **suppressed**, never deleted: it leaves the findings (and their counts, warnings,
+trend, CSV/GeoJSON/KML exports and scores) and is kept in the document's ``suppressed`` list with
+``suppression = {"rule", "reason", ...measured values}``, so an engineer can audit it (report.html and the PDF
+list them). Every kept finding records in ``checks`` which rules ran on it and what they measured, or why a rule
+could not run (no layout, unlocated, no radiometric data): without the data nothing is suppressed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from detection.taxonomy import Domain
+from findings import grading
+from findings.layout import SiteLayout
+
+MIN_SLOT_COVERAGE = 0.5
+"""Fraction of one layout module's area a ``missing_module`` footprint must cover: a missing module leaves a
+module-sized hole exactly where a slot is; a hole that is not half over any slot is not a slot."""
+
+AREA_PATTERNS = ("module_offline", "string_offline", "bypass_diode")
+"""Thermal classes whose pattern is a uniformly warm area (module, string, substring)."""
+
+
+class Observed(Protocol):
+    """What the checks read of an observation (:class:`findings.build.Observation`)."""
+
+    clipped: bool
+    footprint: np.ndarray | None
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Area of a simple polygon (K, 2)."""
+    x, y = poly[:, 0], poly[:, 1]
+    return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def convex_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Area of the intersection of two convex polygons (K, 2) in metres (computed about their centre, so the
+    float32 of OpenCV keeps millimetres at any distance from the local origin)."""
+    c = a.mean(0)
+    pa = np.ascontiguousarray(a - c, np.float32)
+    pb = np.ascontiguousarray(b - c, np.float32)
+    if cv2.contourArea(pa, oriented=True) < 0:
+        pa = pa[::-1].copy()
+    if cv2.contourArea(pb, oriented=True) < 0:
+        pb = pb[::-1].copy()
+    area, _ = cv2.intersectConvexConvex(pa, pb)
+    return max(0.0, float(area))
+
+
+def slot_coverage(footprint: np.ndarray, layout: SiteLayout) -> tuple[float, str | None]:
+    """(largest fraction of one layout module's area inside ``footprint`` (4, 2) local metres, that module's
+    id or None)."""
+    c = footprint.mean(0)
+    radius = float(np.max(np.hypot(*(footprint - c).T))) + 0.5
+    best, best_id = 0.0, None
+    for i in layout.candidate_array(float(c[0]), float(c[1]), radius).tolist():
+        ring = layout.modules[i].ring
+        area = polygon_area(ring)
+        if area <= 0:
+            continue
+        frac = convex_overlap(footprint, ring) / area
+        if frac > best:
+            best, best_id = frac, layout.modules[i].module_id
+    return min(best, 1.0), best_id
+
+
+def check_module_slot(
+    f: dict[str, Any], members: Sequence[Observed], layout: SiteLayout | None
+) -> dict[str, Any]:
+    """The ``layout-module-slot`` check of a ``missing_module`` finding (module docstring)."""
+    rule = "layout-module-slot"
+    if layout is None or layout.kind != "pv" or not layout.modules:
+        return {"rule": rule, "result": "not-applied", "reason": "no as-built PV layout for this site"}
+    if not f["location"]["located"]:
+        return {"rule": rule, "result": "not-applied", "reason": "the finding is unlocated"}
+    feet = [m.footprint for m in members if m.footprint is not None and not m.clipped]
+    feet = feet or [m.footprint for m in members if m.footprint is not None]
+    if not feet:
+        return {"rule": rule, "result": "not-applied", "reason": "no ground footprint of the finding's boxes"}
+    covered = [slot_coverage(p, layout) for p in feet]
+    frac, module_id = max(covered, key=lambda x: x[0])
+    out = {"rule": rule, "slot_coverage": round(frac, 3), "slot_module_id": module_id}
+    if frac >= MIN_SLOT_COVERAGE:
+        return {
+            **out,
+            "result": "passed",
+            "reason": f"its footprint covers {frac:.0%} of module slot {module_id} of the as-built layout",
+        }
+    if module_id is None or frac < 0.05:
+        why = (
+            "no module slot of the as-built layout under it (its footprint covers "
+            + (f"at most {frac:.0%} of module {module_id})" if module_id else "no module)")
+            + ": no module can be missing there"
+        )
+    else:
+        why = (
+            f"its footprint covers only {frac:.0%} of module slot {module_id} of the as-built layout "
+            f"(< {MIN_SLOT_COVERAGE:.0%}): a missing module leaves its whole slot empty"
+        )
+    return {**out, "result": "failed", "reason": why}
+
+
+def check_area_warm(f: dict[str, Any]) -> dict[str, Any]:
+    """The ``radiometry-area-warm`` check of a thermal area-pattern finding (module docstring)."""
+    rule = "radiometry-area-warm"
+    t = f.get("thermal") or {}
+    area = t.get("area_delta_t_k")
+    if area is None:
+        why = t.get("method") or "no radiometric data"
+        return {"rule": rule, "result": "not-applied", "reason": f"no radiometric area ΔT ({why})"}
+    method = str(t.get("method") or "")
+    if not method.startswith("module pixels"):
+        return {
+            "rule": rule,
+            "result": "not-applied",
+            "area_delta_t_k": area,
+            "reason": "the reference is not the layout's module pixels (no layout or polygons in the frame): "
+            "too uncertain to reject the finding",
+        }
+    limit = grading.MIN_AREA_DELTA_T_K
+    out = {"rule": rule, "area_delta_t_k": area, "delta_t_k": t.get("delta_t_k"), "limit_k": limit}
+    what = f["class"].replace("_", " ")
+    if area >= limit:
+        return {
+            **out,
+            "result": "passed",
+            "reason": f"{what}: its area is {area:.1f} K warmer than the normal modules around it "
+            f"(≥ {limit:g} K)",
+        }
+    return {
+        **out,
+        "result": "failed",
+        "reason": f"not confirmed by radiometry: a {what} warms its whole area, but the area under it is "
+        f"{area:+.2f} K against the normal modules around it (< {limit:g} K: no thermal abnormality)",
+    }
+
+
+def check_findings(
+    dom: Domain,
+    built: list[tuple[dict[str, Any], Sequence[Observed]]],
+    layout: SiteLayout | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(kept, suppressed) findings after the rules of the module docstring; each finding gets ``checks`` (the
+    rules that ran on it), each suppressed one ``suppression`` (the rule that rejected it, in words).
+    """
+    kept: list[dict[str, Any]] = []
+    suppressed: list[dict[str, Any]] = []
+    for f, members in built:
+        checks = []
+        if dom != Domain.WIND and f["class"] == "missing_module":
+            checks.append(check_module_slot(f, members, layout))
+        if dom == Domain.PV_THERMAL and f["class"] in AREA_PATTERNS:
+            checks.append(check_area_warm(f))
+        f["checks"] = checks
+        failed = next((c for c in checks if c["result"] == "failed"), None)
+        if failed is None:
+            kept.append(f)
+        else:
+            f["suppression"] = dict(failed)
+            suppressed.append(f)
+    if dom == Domain.PV_THERMAL:
+        strings = {
+            m: s["asset"]["string_id"]
+            for s in kept
+            if s["class"] == "string_offline" and (s.get("asset") or {}).get("string_id")
+            for m in s["asset"].get("module_ids") or []
+        }
+        still = []
+        for f in kept:
+            module_id = (f.get("asset") or {}).get("module_id")
+            if f["class"] == "module_offline" and module_id in strings:
+                string_id = strings[module_id]
+                check = {
+                    "rule": "explained-by-string",
+                    "result": "failed",
+                    "string_id": string_id,
+                    "reason": f"module {module_id} belongs to string {string_id}, which is offline (a string "
+                    "offline finding lists it): the module is warm because its string is offline",
+                }
+                f["checks"].append(check)
+                f["suppression"] = dict(check)
+                suppressed.append(f)
+            else:
+                still.append(f)
+        kept = still
+    return kept, suppressed
