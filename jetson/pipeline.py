@@ -4,10 +4,15 @@
   (model view, letterbox, float tensor: :meth:`~detection.inference.Detector.prepare_one`) into a bounded queue —
   :func:`detection.prefetch.background`, the same overlap the cloud path uses — so reading overlaps inference and
   memory stays flat however many files arrive.
-* The main thread runs the shared :class:`~detection.inference.Detector` (or the sliced one on large frames),
-  writes the thumbnail (atomically, named by result id), then stores the result and advances the source in ONE
-  outbox transaction, then appends the JSONL line (fsynced; lines already present are never written twice —
-  :func:`reconcile_jsonl` runs at start-up).
+* The main thread runs the shared :class:`~detection.inference.Detector` (or the sliced one on large frames) and
+  encodes the annotated thumbnail (:meth:`Pipeline.detect`), then hands the result — without the decoded image —
+  to a writer thread through a small bounded queue.
+* The writer thread (:meth:`Pipeline.store`, one frame at a time, in order) writes the thumbnail and spooled image
+  (atomically, named by result id), stores the result and advances the source in ONE outbox transaction, then
+  appends the JSONL line (fsynced; lines already present are never written twice — :func:`reconcile_jsonl` runs
+  at start-up). Its fsyncs wait on the disk while the next frame is in the model. A frame is only "done" once its
+  transaction committed: after a kill, frames that were detected but not yet stored are detected again (same
+  result id), never lost and never stored twice.
 * A sync thread uploads results when the store is reachable (:mod:`jetson.sync`).
 * Before accepting a frame the free space of the data and output folders is checked against
   ``storage.min_free_mb``; below it, intake pauses (``--once``: stops with :class:`DiskFullError`) before a write
@@ -19,11 +24,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,23 @@ class ModelInfo:
     sha256: str
     version: str | None
     domain: str | None
+
+
+WRITE_QUEUE = 2
+"""Detected frames waiting for the writer thread (each holds its payload, thumbnail and source bytes, not the
+decoded image)."""
+
+
+@dataclass
+class Detected:
+    """One frame after :meth:`Pipeline.detect`: what :meth:`Pipeline.store` writes."""
+
+    frame: Frame
+    """The frame without its decoded image."""
+    payload: dict[str, Any]
+    thumbnail_jpeg: bytes | None = None
+    spool: tuple[bytes, str] | None = None
+    """(encoded bytes, suffix) of the source image to keep for upload."""
 
 
 @dataclass
@@ -223,6 +246,10 @@ class Pipeline:
 
         ``prepared``: the frame already pre-processed by :meth:`prepare` (whole-frame detection skips that step).
         """
+        return self.store(self.detect(frame, prepared))
+
+    def detect(self, frame: Frame, prepared: PreparedImage | None = None) -> Detected:
+        """The model step of :meth:`process` (main thread): detections, payload, encoded thumbnail."""
         rid = result_id(frame.source_id, frame.frame, self.model.sha256)
         payload: dict[str, Any] = {
             "result_id": rid,
@@ -240,7 +267,7 @@ class Pipeline:
             },
             "created": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        files: dict[str, str] = {}
+        thumb: bytes | None = None
         if frame.image is None:
             payload.update(status="error", error=frame.error or "unreadable frame", detections=[])
             logger.warning("skipped %s frame %d: %s", frame.origin, frame.frame, payload["error"])
@@ -258,7 +285,6 @@ class Pipeline:
                 )
                 logger.warning("skipped %s frame %d: %s", frame.origin, frame.frame, payload["error"])
                 self.stats.errors += 1
-                dets, sliced = None, False
             else:
                 ms = (time.perf_counter() - t0) * 1000
                 self.stats.infer_s.append(ms / 1000)
@@ -272,11 +298,24 @@ class Pipeline:
                     detections=dets.to_records(self.names),
                 )
                 if self.cfg.output.thumbnails:
-                    files["thumbnail"] = str(self._thumbnail(rid, frame.image, dets))
-            if self.cfg.sync.upload_images:
-                spooled = self._spool(rid, frame)
-                if spooled is not None:
-                    files["image"] = files["spool"] = str(spooled)
+                    thumb = self._thumbnail_jpeg(frame.image, dets)
+        spool = self._spool_bytes(frame) if self.cfg.sync.upload_images and frame.image is not None else None
+        return Detected(replace(frame, image=None), payload, thumb, spool)
+
+    def store(self, item: Detected) -> dict[str, Any]:
+        """The writing step of :meth:`process` (writer thread): files, the outbox transaction, the JSONL line."""
+        frame, payload = item.frame, item.payload
+        rid = payload["result_id"]
+        files: dict[str, str] = {}
+        if item.thumbnail_jpeg is not None:
+            target = self.thumb_dir / f"{rid}.jpg"
+            _atomic_write(target, item.thumbnail_jpeg)
+            files["thumbnail"] = str(target)
+        if item.spool is not None:
+            data, suffix = item.spool
+            target = self.spool_dir / f"{rid}{suffix}"
+            _atomic_write(target, data)
+            files["image"] = files["spool"] = str(target)
         stored = self.outbox.add_result(
             rid,
             frame.source_id,
@@ -299,7 +338,7 @@ class Pipeline:
             self.outbox.mark_exported([rid])
         return payload
 
-    def _thumbnail(self, rid: str, image: np.ndarray, dets: Any) -> Path:
+    def _thumbnail_jpeg(self, image: np.ndarray, dets: Any) -> bytes | None:
         import cv2
 
         view = self.runner.detector.model_image(image)
@@ -311,26 +350,18 @@ class Pipeline:
             annotate(small, scaled, self.names, self.colours),
             [cv2.IMWRITE_JPEG_QUALITY, self.cfg.output.jpeg_quality],
         )
-        target = self.thumb_dir / f"{rid}.jpg"
-        if ok:
-            _atomic_write(target, buf.tobytes())
-        return target
+        return buf.tobytes() if ok else None
 
-    def _spool(self, rid: str, frame: Frame) -> Path | None:
+    @staticmethod
+    def _spool_bytes(frame: Frame) -> tuple[bytes, str] | None:
         import cv2
 
         if frame.data is not None:
-            data, suffix = frame.data, frame.suffix
-        elif frame.image is not None:
-            ok, buf = cv2.imencode(".jpg", frame.image)
-            if not ok:
-                return None
-            data, suffix = buf.tobytes(), ".jpg"
-        else:
+            return frame.data, frame.suffix
+        if frame.image is None:
             return None
-        target = self.spool_dir / f"{rid}{suffix}"
-        _atomic_write(target, data)
-        return target
+        ok, buf = cv2.imencode(".jpg", frame.image)
+        return (buf.tobytes(), ".jpg") if ok else None
 
     # ------------------------------------------------------------------------------------------ loop
     def run(
@@ -342,22 +373,74 @@ class Pipeline:
     ) -> RunStats:
         """Consume ``frames(stop)`` (run in a reader thread, frames prepared there) until it ends or ``stop`` is set.
 
+        Every frame detected before the end is stored before this returns. ``on_result`` is called with each
+        stored payload, in order, from the writer thread.
+
         Raises:
             DiskFullError: with ``once``, when free space is below the minimum.
-            Exception: whatever the reader thread raised (e.g. a video that cannot be opened).
+            Exception: whatever the reader or the writer thread raised (e.g. a video that cannot be opened).
         """
         items = background(
             frames, stop, maxsize=self.cfg.source.queue_size, prepare=self.prepare, name="edge-reader"
         )
+        writer = _Writer(self.store, on_result)
         try:
             for frame, prepared in items:
                 self.wait_for_space(stop, once)
                 if stop.is_set():
                     break
-                payload = self.process(frame, prepared)
-                if on_result is not None:
-                    on_result(payload)
+                writer.put(self.detect(frame, prepared))
         finally:
             stop.set()
-            items.close()  # joins the reader; re-raises what it raised
+            try:
+                items.close()  # joins the reader; re-raises what it raised
+            finally:
+                writer.close()  # stores what was detected; re-raises what the writer raised
         return self.stats
+
+
+class _Writer:
+    """The writer thread of :meth:`Pipeline.run`: stores detected frames in order through a bounded queue.
+
+    After a failed store it stores nothing more (those frames are detected again after a restart) and the error
+    reaches the main thread at its next :meth:`put` or at :meth:`close`.
+    """
+
+    _DONE = object()
+
+    def __init__(self, store: Callable[[Detected], dict[str, Any]],
+                 on_result: Callable[[dict[str, Any]], None] | None) -> None:  # fmt: skip
+        self._store = store
+        self._on_result = on_result
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=WRITE_QUEUE)
+        self._error: BaseException | None = None
+        self._raised = False
+        self._thread = threading.Thread(target=self._loop, name="edge-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (item := self._q.get()) is not self._DONE:
+            if self._error is not None:
+                continue
+            try:
+                payload = self._store(item)
+                if self._on_result is not None:
+                    self._on_result(payload)
+            except BaseException as exc:  # handed to the main thread
+                self._error = exc
+
+    def _check(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
+            raise self._error
+
+    def put(self, item: Detected) -> None:
+        """Queue ``item`` (blocks while the writer is :data:`WRITE_QUEUE` frames behind)."""
+        self._check()
+        self._q.put(item)
+
+    def close(self) -> None:
+        """Store what is queued, stop the thread; raises what a store raised (once)."""
+        self._q.put(self._DONE)
+        self._thread.join()
+        self._check()

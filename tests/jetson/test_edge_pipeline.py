@@ -285,3 +285,56 @@ def test_edge_equals_cloud_on_an_exported_yolo_model(edge_home: Path, tmp_path_f
         assert strip(edge[p.name]["detections"]) == strip(expected)
         total += len(expected)
     assert total > 0
+
+
+def _video_frames(n: int) -> list:
+    from jetson.sources import Frame
+
+    return [Frame("clip", i, "video", "/clip.mp4", frame(96, 128, 40 + i), last=i == n - 1) for i in range(n)]
+
+
+@pytest.mark.parametrize("fail_at", [None, 0, 2])
+def test_writer_thread_stores_detected_frames_in_order_and_hands_back_its_error(
+    tmp_path: Path, tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
+) -> None:
+    """Stores run in the writer thread, in frame order, all done when run() returns; when one fails, run() raises
+    it, nothing after it is stored, and a rerun stores the rest once (the stored ones are replays)."""
+    cfg = parse_edge_config({**FAST, "sync": {"enabled": False, "upload_images": True}})
+    frames = _video_frames(6)
+    detector = open_detector(tiny_onnx, cfg, tmp_path / "cache")
+    with Outbox(tmp_path / "q.sqlite") as box:
+        box.begin_source("clip", "video", "/clip.mp4")
+        pipe = Pipeline(FrameRunner.build(detector, cfg), box, cfg, "dev-1",
+                        ModelInfo(str(tiny_onnx), "sha", None, "wind-rgb"), tmp_path / "out", tmp_path / "spool")  # fmt: skip
+        seen: list[tuple[int, str]] = []
+        real_add = box.add_result
+        calls = iter(range(100))
+
+        def add_result(*args, **kwargs):
+            if next(calls) == fail_at:
+                raise OSError("disk I/O error")
+            return real_add(*args, **kwargs)
+
+        monkeypatch.setattr(box, "add_result", add_result)
+        record = lambda p: seen.append((p["frame"], threading.current_thread().name))  # noqa: E731
+        if fail_at is None:
+            pipe.run(lambda stop: iter(frames), threading.Event(), on_result=record)
+        else:
+            with pytest.raises(OSError, match="disk I/O error"):
+                pipe.run(lambda stop: iter(frames), threading.Event(), on_result=record)
+        stored = 6 if fail_at is None else fail_at
+        assert seen == [(i, "edge-writer") for i in range(stored)]
+        assert box.counts()["results"] == stored
+        jsonl = tmp_path / "out" / JSONL_NAME
+        assert ([r["frame"] for r in read_jsonl(jsonl)] if jsonl.exists() else []) == list(range(stored))
+        files = 6 if fail_at is None else fail_at + 1  # the failed frame's files (named by result id) are rewritten
+        assert len(list((tmp_path / "out" / "thumbnails").glob("*.jpg"))) == files
+        assert len(list((tmp_path / "spool").glob("*.jpg"))) == files
+
+        monkeypatch.setattr(box, "add_result", real_add)
+        rerun = Pipeline(FrameRunner.build(detector, cfg), box, cfg, "dev-1",
+                         ModelInfo(str(tiny_onnx), "sha", None, "wind-rgb"), tmp_path / "out", tmp_path / "spool")  # fmt: skip
+        stats = rerun.run(lambda stop: iter(frames), threading.Event())
+        assert (stats.frames, stats.skipped_replays) == (6 - stored, stored)
+        assert box.counts()["results"] == 6
+    assert [r["frame"] for r in read_jsonl(tmp_path / "out" / JSONL_NAME)] == list(range(6))
