@@ -15,8 +15,9 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
   must reach :data:`findings.grading.MIN_AREA_DELTA_T_K`; below it the radiometry shows no thermal
   abnormality and the finding is not confirmed. Applied only when the frame's radiometric data was read and the
   reference came from the layout's module pixels (an annulus may hold ground between rows).
-* ``explained-by-string`` (PV thermal, ``module_offline``): a module of a string that has a (kept)
-  ``string_offline`` finding is warm because its string is offline — the string finding already lists it.
+* ``explained-by-string`` (PV thermal, ``module_offline`` and ``bypass_diode``): a module of a string that has a
+  (kept) ``string_offline`` finding is warm because its string is offline — the string finding already lists
+  it; and an open string carries no current, so none of its bypass diodes can conduct.
 
 A finding a rule rejects is **suppressed**, never deleted: it leaves the findings (and their counts, warnings,
 trend, CSV/GeoJSON/KML exports and scores) and is kept in the document's ``suppressed`` list with
@@ -43,6 +44,9 @@ module-sized hole exactly where a slot is; a hole that is not half over any slot
 
 AREA_PATTERNS = ("module_offline", "string_offline", "bypass_diode")
 """Thermal classes whose pattern is a uniformly warm area (module, string, substring)."""
+
+EXPLAINED_BY_STRING = ("module_offline", "bypass_diode")
+"""Thermal classes that a kept ``string_offline`` finding of the module's string explains."""
 
 
 class Observed(Protocol):
@@ -193,14 +197,19 @@ def check_findings(
         still = []
         for f in kept:
             module_id = (f.get("asset") or {}).get("module_id")
-            if f["class"] == "module_offline" and module_id in strings:
+            if f["class"] in EXPLAINED_BY_STRING and module_id in strings:
                 string_id = strings[module_id]
                 check = {
                     "rule": "explained-by-string",
                     "result": "failed",
                     "string_id": string_id,
                     "reason": f"module {module_id} belongs to string {string_id}, which is offline (a string "
-                    "offline finding lists it): the module is warm because its string is offline",
+                    "offline finding lists it): the module is warm because its string is offline"
+                    + (
+                        ", and no bypass diode conducts in a string without current"
+                        if f["class"] == "bypass_diode"
+                        else ""
+                    ),
                 }
                 f["checks"].append(check)
                 f["suppression"] = dict(check)

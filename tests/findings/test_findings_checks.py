@@ -256,22 +256,29 @@ def _thermal_finding(cls: str, module_id: str, area_k: float, **asset: Any) -> d
 
 
 @pytest.mark.parametrize(
-    ("string_area_k", "module_id", "module_kept"),
+    ("cls", "string_area_k", "module_id", "module_kept"),
     [
-        (4.0, "M2", False),  # the module is in the offline string: explained by it
-        (4.0, "M9", True),  # another string's module: a finding of its own
-        (0.2, "M2", True),  # the string finding itself is not confirmed: the module stands alone
+        ("module_offline", 4.0, "M2", False),  # the module is in the offline string: explained by it
+        ("bypass_diode", 4.0, "M2", False),  # no current in an open string: no diode conducts
+        ("hotspot_multi_cell", 4.0, "M2", True),  # not an area pattern of the string
+        ("module_offline", 4.0, "M9", True),  # another string's module: a finding of its own
+        (
+            "module_offline",
+            0.2,
+            "M2",
+            True,
+        ),  # the string finding itself is not confirmed: the module stands alone
     ],
 )
-def test_module_offline_in_an_offline_string_is_explained_by_it(
-    string_area_k: float, module_id: str, module_kept: bool
+def test_module_patterns_in_an_offline_string_are_explained_by_it(
+    cls: str, string_area_k: float, module_id: str, module_kept: bool
 ) -> None:
     from detection.taxonomy import Domain
 
     string = _thermal_finding(
         "string_offline", "M2", string_area_k, string_id="S1", module_ids=["M1", "M2", "M3"]
     )
-    module = _thermal_finding("module_offline", module_id, 4.0, string_id="S1")
+    module = _thermal_finding(cls, module_id, 4.0, string_id="S1")
     kept, suppressed = check_findings(Domain.PV_THERMAL, [(string, []), (module, [])], None)
     assert (module in kept) is module_kept and (module in suppressed) is not module_kept
     if not module_kept:
