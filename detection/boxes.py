@@ -109,6 +109,11 @@ def nms(
         if graph is not None:
             return order[_greedy_on_graph(graph, len(b), limit)].astype(np.int64)
     elif len(b) > 1 and np.all(areas > 0) and np.isfinite(b).all():
+        prefix = 3 * limit  # greedy decisions on a score-sorted prefix do not depend on the boxes after it
+        if prefix < len(b):
+            kept = _nms_opencv(b[:prefix], iou_threshold)
+            if len(kept) >= limit:
+                return order[kept[:limit]]
         return order[_nms_opencv(b, iou_threshold)[:limit]]
     return order[_nms_blocked(b, areas, iou_threshold, limit)]
 

@@ -166,3 +166,17 @@ def test_nms_opencv_loop_equals_the_numpy_loop(seed, n, layout, thr, max_det) ->
     assert n <= boxes_mod.NMS_SPARSE_MIN and np.all(box_area(b) > 0)  # the OpenCV path was taken
     np.testing.assert_array_equal(got, want)
     assert len(got) < n or layout == "sparse" or thr == 1.0
+
+
+@pytest.mark.parametrize(("seed", "n", "max_det"), [(50, 2000, 20), (51, 1500, 300), (52, 900, 100), (53, 400, 1)])
+def test_nms_max_det_stops_early_with_the_same_result(seed: int, n: int, max_det: int) -> None:
+    """With max_det, NMS first resolves a score-sorted prefix: the kept boxes are the full run's first max_det."""
+    import detection.boxes as boxes_mod
+
+    dets = random_detections(seed, n, "dense", 2, 1)
+    dets = dets[box_area(dets.xyxy) > 0]
+    full = boxes_mod.batched_nms(dets.xyxy, dets.confidence, dets.class_id, 0.45)
+    assert len(full) > max_det  # the limit is reached, so the prefix decides
+    np.testing.assert_array_equal(
+        boxes_mod.batched_nms(dets.xyxy, dets.confidence, dets.class_id, 0.45, max_det), full[:max_det]
+    )
