@@ -28,7 +28,8 @@ below the FP32 model; ≥ 1.5× the SAHI-style loop on part 2.
 
 Models: ``models/pv-thermal/best.pt`` and ``models/pv-rgb/best.pt`` when they exist; otherwise an untrained
 ``yolo11p`` calibrated on the flight's frames (timings only — its mAP means nothing), with a note saying so.
-Exports are cached under ``<data_dir>/bench-cache/cpu/<weights sha256>/`` so a second run measures, not exports.
+Exports are cached under ``<data_dir>/bench-cache/cpu/<weights sha256>-<export code sha256>…/`` so a second run measures,
+not exports, and a change to the export code exports again.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     from onnx_export.export import ExportConfig, export_model
     from onnx_export.source import from_file
 
-    folder = cache / f"{_sha256(dom.weights)[:16]}-{dom.imgsz}-{calib_count}{'-dyn' if dynamic_batch else ''}"
+    code = "".join(_sha256(ROOT / "onnx_export" / f)[:4] for f in ("export.py", "graph.py"))  # export code changed
+    folder = cache / f"{_sha256(dom.weights)[:16]}-{code}-{dom.imgsz}-{calib_count}{'-dyn' if dynamic_batch else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "variants.json"
     if index.is_file():

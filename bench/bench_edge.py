@@ -9,7 +9,11 @@ Same model (YOLO11n, 640×640, untrained but calibrated — see ``bench.bench_in
      :func:`jetson.engine.open_detector` with the default edge config (backend ``auto``: onnxruntime on CPU; formerly OpenVINO on an x86 CPU
      where it is installed); ``edge-onnxruntime``: the same with ``backend: onnxruntime`` (the CPU provider);
    - ``ultralytics-torch``: ``YOLO.predict(path, rect=False)`` on the in-memory PyTorch model (it reads the file);
-   - ``ultralytics-onnx``: ``YOLO("model.onnx").predict(path)`` — ultralytics' own onnxruntime path;
+   - ``ultralytics-onnx``: ``YOLO("model.onnx").predict(path)`` — ultralytics' own onnxruntime path on
+     ultralytics' own ONNX export of the weights; the edge runs skyinspect's graph of the same weights (that export
+     through :func:`onnx_export.export.finish_graph`: onnxslim, the DFL softmax as reductions — the same values to
+     float rounding); ``ultralytics-onnx (skyinspect's file)`` runs ultralytics' predict on skyinspect's graph, to
+     show how much of the difference is the graph and how much the pipeline;
    - ``edge-durable``: for scale, the whole edge step including what makes it durable — thumbnail, SQLite commit
      (fsync) and JSONL append (fsync) — via :meth:`jetson.pipeline.Pipeline.process`.
 2. **Slicing** a 4000×3000 frame: ``SlicedDetector.predict`` (tile views, letterbox, batching, decode, mapping,
@@ -60,8 +64,19 @@ def _jpeg(img: np.ndarray, path: Path) -> Path:
     return path
 
 
+def skyinspect_graph(ultra_onnx: Path, out: Path) -> Path:
+    """The graph skyinspect's export makes of the same weights: ultralytics' ONNX file through
+    :func:`onnx_export.export.finish_graph` (onnxslim, DFL softmax as reductions), ultralytics' metadata kept."""
+    import onnx
+
+    from onnx_export.export import finish_graph
+
+    onnx.save(finish_graph(onnx.load(str(ultra_onnx)), str(ultra_onnx)), str(out))
+    return out
+
+
 def _pipeline_compare(
-    tmp: Path, yolo: Any, onnx_path: Path, files: list[Path], threads: int, rounds: int
+    tmp: Path, yolo: Any, ultra_onnx: Path, onnx_path: Path, files: list[Path], threads: int, rounds: int
 ) -> list[dict]:
     from ultralytics import YOLO
 
@@ -126,13 +141,15 @@ def _pipeline_compare(
         )
         return got
 
-    ultra_onnx = YOLO(str(onnx_path), task="detect")
+    ultra_own = YOLO(str(ultra_onnx), task="detect")
+    ultra_ours = YOLO(str(onnx_path), task="detect")
     kw = {"imgsz": 640, "conf": CONF, "iou": IOU, "verbose": False}
     methods = {
         "edge": edge_pass("edge"),
         "edge-onnxruntime": edge_pass("edge-onnxruntime"),
         "ultralytics-torch": lambda ps: [len(yolo.predict(str(p), rect=False, **kw)[0].boxes) for p in ps],
-        "ultralytics-onnx": lambda ps: [len(ultra_onnx.predict(str(p), **kw)[0].boxes) for p in ps],
+        "ultralytics-onnx": lambda ps: [len(ultra_own.predict(str(p), **kw)[0].boxes) for p in ps],
+        "ultralytics-onnx (skyinspect's file)": lambda ps: [len(ultra_ours.predict(str(p), **kw)[0].boxes) for p in ps],
         "edge-durable": durable,
     }
     for fn in methods.values():  # warm-up: sessions, predictor set-up, torch fusing
@@ -290,14 +307,15 @@ def run(quick: bool = False) -> dict:
     n_small, n_large = (4, 1) if quick else (12, 3)
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp_name:
         tmp = Path(tmp_name)
-        yolo, onnx_path = _calibrated_model(tmp)
+        yolo, ultra_onnx = _calibrated_model(tmp)
+        onnx_path = skyinspect_graph(ultra_onnx, tmp / "yolo11n-640-skyinspect.onnx")
         small_dir, large_dir = tmp / "small", tmp / "large"
         small_dir.mkdir()
         large_dir.mkdir()
         small = [_jpeg(_frame(1080, 1920, i), small_dir / f"f{i:03d}.jpg") for i in range(n_small)]
         large_frames = [_frame(3000, 4000, 50 + i) for i in range(n_large)]
         _jpeg(large_frames[0], large_dir / "L000.jpg")  # the peak is reached on the first frame
-        rows = _pipeline_compare(tmp, yolo, onnx_path, small, threads, rounds=1 if quick else 3)
+        rows = _pipeline_compare(tmp, yolo, ultra_onnx, onnx_path, small, threads, rounds=1 if quick else 5)
         rows.append(_slicing_overhead(onnx_path, large_frames, threads, tmp))
         rows.append(_rss_peak(onnx_path, large_dir, tmp, threads))
     by = {r["method"]: r for r in rows if r["step"] == "decode→detections"}
@@ -305,6 +323,7 @@ def run(quick: bool = False) -> dict:
         m: round(by[m]["mean_ms"] / by["edge-onnxruntime"]["mean_ms"], 2)
         for m in ("ultralytics-torch", "ultralytics-onnx")
     }
+    graph_gap = by["ultralytics-onnx (skyinspect's file)"]["edge_speedup"]
     notes = [
         "YOLO11n from yolo11n.yaml (untrained, calibrated as in bench_inference), ONNX 640×640, "
         f"conf={CONF}, iou={IOU}; CPU only, {threads} threads for torch and onnxruntime",
@@ -315,6 +334,10 @@ def run(quick: bool = False) -> dict:
         f"≥ 1.1 for ultralytics-onnx (got {by['ultralytics-onnx']['edge_speedup']}); with the onnxruntime CPU "
         f"provider pinned (edge-onnxruntime): {ort_vs['ultralytics-torch']}× and {ort_vs['ultralytics-onnx']}×",
         "ultralytics-torch runs with rect=False (same 640×640 letterbox as the ONNX paths)",
+        "model files: the edge runs skyinspect's graph of the weights (ultralytics' ONNX export + "
+        "onnx_export.finish_graph: onnxslim, DFL softmax as reductions — same values to float rounding); "
+        "ultralytics-onnx runs ultralytics' own export; ultralytics-onnx (skyinspect's file) shows how much of the "
+        f"gap is the graph: edge {graph_gap}× it",
         "edge-durable adds the thumbnail, the SQLite commit (synchronous=FULL) and the JSONL fsync: the real per-frame cost",
         "slicing: overhead = pipeline / model-only over the same tiles (tensors prepared beforehand); merge_ms is the "
         "NMS + greedy-merge share",

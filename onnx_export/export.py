@@ -210,7 +210,6 @@ def export_fp32(
         ExportError: the exporter or simplifier failed.
     """
     import onnx
-    import onnxslim
 
     from detection.offline import ensure_offline
 
@@ -238,12 +237,23 @@ def export_fp32(
         shutil.rmtree(work, ignore_errors=True)
     if dynamic_batch:
         graph.pin_spatial_dims(model, imgsz)
+    return finish_graph(model, str(source.weights))
+
+
+def finish_graph(model: Any, name: str) -> Any:
+    """What follows ultralytics' exporter: ``onnxslim.slim``, then :func:`graph.decompose_softmax` → the model.
+
+    Raises:
+        ExportError: the simplifier failed (``name`` says which model).
+    """
+    import onnxslim
+
     try:
         slim = onnxslim.slim(model)
     except Exception as exc:
-        raise ExportError(f"{source.weights}: onnxslim failed: {type(exc).__name__}: {exc}") from exc
+        raise ExportError(f"{name}: onnxslim failed: {type(exc).__name__}: {exc}") from exc
     if slim is None:
-        raise ExportError(f"{source.weights}: onnxslim returned nothing")
+        raise ExportError(f"{name}: onnxslim returned nothing")
     rewritten = graph.decompose_softmax(slim)
     if rewritten:
         logger.info("softmax over a non-last axis rewritten as reductions: %s", ", ".join(rewritten))
