@@ -5,9 +5,10 @@
   :func:`detection.prefetch.background`, the same overlap the cloud path uses — so reading overlaps inference and
   memory stays flat however many files arrive.
 * The main thread runs the shared :class:`~detection.inference.Detector` (or the sliced one on large frames) and
-  encodes the annotated thumbnail (:meth:`Pipeline.detect`), then hands the result — without the decoded image —
-  to a writer thread through a small bounded queue.
-* The writer thread (:meth:`Pipeline.store`, one frame at a time, in order) writes the thumbnail and spooled image
+  downscales the frame for its thumbnail (:meth:`Pipeline.detect`), then hands the result — without the decoded
+  image — to a writer thread through a small bounded queue.
+* The writer thread (:meth:`Pipeline.store`, one frame at a time, in order) annotates and encodes the thumbnail,
+  writes it and the spooled image
   (atomically, named by result id), stores the result and advances the source in ONE outbox transaction, then
   appends the JSONL line (fsynced; lines already present are never written twice — :func:`reconcile_jsonl` runs
   at start-up). Its fsyncs wait on the disk while the next frame is in the model. A frame is only "done" once its
@@ -64,7 +65,7 @@ class ModelInfo:
 
 
 WRITE_QUEUE = 2
-"""Detected frames waiting for the writer thread (each holds its payload, thumbnail and source bytes, not the
+"""Detected frames waiting for the writer thread (each holds its payload, its thumbnail-sized view and source bytes, not the
 decoded image)."""
 
 
@@ -75,7 +76,8 @@ class Detected:
     frame: Frame
     """The frame without its decoded image."""
     payload: dict[str, Any]
-    thumbnail_jpeg: bytes | None = None
+    thumbnail: tuple[np.ndarray, Any] | None = None
+    """(downscaled model view, detections in its pixels): annotated and encoded by the writer thread."""
     spool: tuple[bytes, str] | None = None
     """(encoded bytes, suffix) of the source image to keep for upload."""
 
@@ -145,16 +147,22 @@ def reconcile_jsonl(path: Path, outbox: Outbox) -> int:
 
 
 def thumbnail(image: np.ndarray, max_px: int) -> np.ndarray:
-    """(H, W, 3) BGR → a copy whose longest side is at most ``max_px`` (INTER_AREA)."""
+    """(H, W, 3) BGR → a copy whose longest side is at most ``max_px``.
+
+    Gaussian pyramid halvings while the image is still at least twice the target, then bilinear: the low-pass of
+    INTER_AREA at a tenth of its cost (INTER_AREA took 13 ms for 1920×1080 → 1024, 43 ms from 4000×3000 — on the
+    edge's critical path for every frame).
+    """
     import cv2
 
     h, w = image.shape[:2]
     scale = max_px / max(h, w)
     if scale >= 1:
         return image
-    return cv2.resize(
-        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-    )
+    target = (max(1, round(w * scale)), max(1, round(h * scale)))
+    while max(image.shape[:2]) >= 2 * max_px:
+        image = cv2.pyrDown(image)
+    return cv2.resize(image, target, interpolation=cv2.INTER_LINEAR)
 
 
 class Pipeline:
@@ -267,7 +275,7 @@ class Pipeline:
             },
             "created": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        thumb: bytes | None = None
+        thumb: tuple[np.ndarray, Any] | None = None
         if frame.image is None:
             payload.update(status="error", error=frame.error or "unreadable frame", detections=[])
             logger.warning("skipped %s frame %d: %s", frame.origin, frame.frame, payload["error"])
@@ -298,7 +306,7 @@ class Pipeline:
                     detections=dets.to_records(self.names),
                 )
                 if self.cfg.output.thumbnails:
-                    thumb = self._thumbnail_jpeg(frame.image, dets)
+                    thumb = self._thumbnail_view(frame.image, dets)
         spool = self._spool_bytes(frame) if self.cfg.sync.upload_images and frame.image is not None else None
         return Detected(replace(frame, image=None), payload, thumb, spool)
 
@@ -307,9 +315,10 @@ class Pipeline:
         frame, payload = item.frame, item.payload
         rid = payload["result_id"]
         files: dict[str, str] = {}
-        if item.thumbnail_jpeg is not None:
+        jpeg = self._thumbnail_jpeg(*item.thumbnail) if item.thumbnail is not None else None
+        if jpeg is not None:
             target = self.thumb_dir / f"{rid}.jpg"
-            _atomic_write(target, item.thumbnail_jpeg)
+            _atomic_write(target, jpeg)
             files["thumbnail"] = str(target)
         if item.spool is not None:
             data, suffix = item.spool
@@ -338,13 +347,15 @@ class Pipeline:
             self.outbox.mark_exported([rid])
         return payload
 
-    def _thumbnail_jpeg(self, image: np.ndarray, dets: Any) -> bytes | None:
-        import cv2
-
+    def _thumbnail_view(self, image: np.ndarray, dets: Any) -> tuple[np.ndarray, Any]:
         view = self.runner.detector.model_image(image)
         small = thumbnail(view, self.cfg.output.thumbnail_px)
         scale = small.shape[1] / view.shape[1]
-        scaled = type(dets)(dets.xyxy * scale, dets.confidence, dets.class_id)
+        return small, type(dets)(dets.xyxy * scale, dets.confidence, dets.class_id)
+
+    def _thumbnail_jpeg(self, small: np.ndarray, scaled: Any) -> bytes | None:
+        import cv2
+
         ok, buf = cv2.imencode(
             ".jpg",
             annotate(small, scaled, self.names, self.colours),
