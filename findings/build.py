@@ -20,7 +20,8 @@ Steps (each finding keeps its reasons in words):
 4. **Grading and power loss** (:mod:`findings.grading`), inspection validity for thermal flights.
 5. **Physical checks** (:mod:`findings.checks`): a ``missing_module`` where the layout has no module slot, or a
    thermal area pattern (module/string offline, bypass diode) whose area the radiometry shows no warmer than the
-   normal modules, is *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the
+   normal modules, or a PV finding detected in at most one of the three or more frames that showed it whole
+   (``multi-view``), is *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the
    findings, counts, warnings and trend.
 6. The trend against a previous inspection (:mod:`findings.trend`).
 
@@ -77,6 +78,9 @@ class BuildOptions:
     crop_px: int = 160
     frame_cache_mb: float = 256.0
     """Radiometric frames kept in memory between the ΔT measurement and the crops (per flight)."""
+    multiview: bool = True
+    """Run the ``multi-view`` check (:mod:`findings.checks`): a finding seen in at most one of the frames that
+    showed it whole is suppressed."""
 
 
 @dataclass
@@ -264,8 +268,8 @@ def _observations(
     for rec in image_detections:
         rel = rec.get("relative_path") or rec.get("image_key") or "?"
         dets = rec.get("detections") or []
-        if not dets:
-            continue
+        if not dets and (rec.get("error") or dom == Domain.WIND or local is None):
+            continue  # the detector did not run on it, or no check needs the frame (multi-view: PV, located)
         mrec = index.get(rel) or index.get(rec.get("image_key") or "") or index.get(rel.rsplit("/", 1)[-1])
         w = int(rec.get("width") or (mrec or {}).get("width") or 0)
         h = int(rec.get("height") or (mrec or {}).get("height") or 0)
@@ -281,6 +285,8 @@ def _observations(
                 w, h = cam.width, cam.height
             except GeorefError as exc:
                 why = str(exc)
+        if not dets:
+            continue  # its camera still counts: a frame that showed a finding without detecting it
         temp = None
         if (
             dom == Domain.PV_THERMAL
@@ -824,12 +830,17 @@ def build_findings(
     timings: dict[str, float] = {}
     frames = FrameCache(thermal_reader, opts.frame_cache_mb) if thermal_reader is not None else None
     with _stage(timings, "georef"):
-        obs, _cams = _observations(dom, manifest, image_detections, layout, local, frames, opts, notes)
+        obs, cams = _observations(dom, manifest, image_detections, layout, local, frames, opts, notes)
     with _stage(timings, "dedup"):
         clusters = _cluster(dom, obs)
     with _stage(timings, "grade"):  # grading and the physical checks (findings.checks)
         built = [(_finding(dom, c, layout, local, cond, validity, opts, timings), c) for c in clusters]
-        findings, suppressed = check_findings(dom, built, layout)
+        remeasure = (
+            _remeasurer(manifest, cams, layout, frames)
+            if dom == Domain.PV_THERMAL and frames is not None
+            else None
+        )
+        findings, suppressed = check_findings(dom, built, layout, cams if opts.multiview else None, remeasure)
     timings["grade"] -= timings.get("assign", 0.0)
     timings.setdefault("assign", 0.0)
     findings.sort(key=_sort_key)
@@ -875,6 +886,31 @@ def build_findings(
         ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
     )
     return ff
+
+
+def _remeasurer(
+    manifest: dict[str, Any], cams: dict[str, FrameCamera], layout: SiteLayout | None, frames: ThermalReader
+) -> Callable[[str, np.ndarray], float | None]:
+    """(frame, ground region (4, 2)) → ΔT of the region's warmest point against its modules in the frame's
+    radiometric data (:func:`findings.thermal.measure_delta_t` on the region's box), None when the frame is not
+    radiometric, unreadable or has no reference pixels; for the ``multi-view`` check of spot classes."""
+    index = _image_index(manifest)
+
+    def remeasure(rel: str, region: np.ndarray) -> float | None:
+        cam = cams.get(rel)
+        if cam is None or not (index.get(rel) or {}).get("radiometric", True):
+            return None
+        px = cam.ground_to_pixel(region)
+        if not np.all(np.isfinite(px)):
+            return None
+        box = [*(px.min(0) + 0.5).tolist(), *(px.max(0) + 0.5).tolist()]  # pixel centres → pixel edges
+        try:
+            temp = as_celsius(frames(rel))
+        except Exception:  # an unreadable frame confirms nothing (the observations noted it already)
+            return None
+        return measure_delta_t(temp, box, [], cam, layout)["delta_t_k"]
+
+    return remeasure
 
 
 @contextmanager

@@ -18,6 +18,25 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
 * ``explained-by-string`` (PV thermal, ``module_offline`` and ``bypass_diode``): a module of a string that has a
   (kept) ``string_offline`` finding is warm because its string is offline — the string finding already lists
   it; and an open string carries no current, so none of its bypass diodes can conduct.
+* ``multi-view`` (PV, every class): the flights overlap (nadir PV: 70–80 % forward, 60 % side), so every ground
+  point is in several frames, and a defect is there in each of them; a detection that texture, glare or noise
+  made is not repeated. The finding's region (the rectangle around its boxes' ground footprints, grown by its
+  location uncertainty) is projected into every georeferenced frame the detector ran on (also those where it
+  found nothing); the frames that hold it whole, :data:`BORDER_PX` inside the edge, are its *opportunities*,
+  those of its evidence among them its *hits*. With at least :data:`MIN_OPPORTUNITIES` opportunities and at
+  most :data:`MAX_HITS` hit the finding is rejected ("seen in 1 of 6 frames that showed it whole"). Why these
+  numbers: the shipped models detect a defect they can see in nearly every frame that shows it (acceptance
+  flights, true defects with a detection of their class: 122 of 124 whole views in PV RGB, 49 of 56 in thermal
+  leaving out one hot spot), so a real defect seen at most once in three or more views is rare (binomial with
+  p = 0.87: 5 % at 3 views, < 1 % at 4), while most false detections are single. Small thermal hot spots
+  (:data:`SPOT_CLASSES`) are the exception — a cell is a few pixels and the detector finds some in one frame of
+  ten — so a spot finding seen too rarely is kept when the radiometric data show its hot spot (ΔT ≥
+  :data:`SPOT_MIN_K` and ≥ half its own ΔT at its place) in at least half of the frames that missed it: a
+  reflection or noise does not stay on the same ground point from view to view. The check records
+  ``opportunities``, ``hits``, ``hit_ratio`` and ``hits_cut_by_edge`` on every located PV finding, also when
+  kept; fewer than :data:`MIN_OPPORTUNITIES` opportunities (the flight's border, a string longer than a frame)
+  judge nothing. Wind: not applied — blade flights overlap about 30 % along the blade, so each blade section is
+  seen whole in one or two frames.
 
 A finding a rule rejects is **suppressed**, never deleted: it leaves the findings (and their counts, warnings,
 trend, CSV/GeoJSON/KML exports and scores) and is kept in the document's ``suppressed`` list with
@@ -28,7 +47,7 @@ could not run (no layout, unlocated, no radiometric data): without the data noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import cv2
@@ -36,6 +55,7 @@ import numpy as np
 
 from detection.taxonomy import Domain
 from findings import grading
+from findings.georef import FrameCamera
 from findings.layout import SiteLayout
 
 MIN_SLOT_COVERAGE = 0.5
@@ -52,8 +72,10 @@ EXPLAINED_BY_STRING = ("module_offline", "bypass_diode")
 class Observed(Protocol):
     """What the checks read of an observation (:class:`findings.build.Observation`)."""
 
+    image: str
     clipped: bool
     footprint: np.ndarray | None
+    sigma_m: float
 
 
 def polygon_area(poly: np.ndarray) -> float:
@@ -164,22 +186,173 @@ def check_area_warm(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MIN_OPPORTUNITIES = 3
+"""Frames that showed a finding whole before its repetition can reject it (``multi-view``)."""
+
+MAX_HITS = 1
+"""A finding detected in at most this many of its opportunities did not repeat (``multi-view``)."""
+
+BORDER_PX = 8.0
+"""Pixels between a finding's region (grown by its location uncertainty) and the frame edge for the frame to
+count as an opportunity: a defect cut by the edge, or that may be, is no fair chance to detect it."""
+
+SPOT_CLASSES = ("hotspot_single_cell", "hotspot_multi_cell", "junction_box")
+"""Thermal classes that are a small hot spot (a cell, a few cells or a junction box: 4–25 px at a
+thermal GSD of 3 cm)."""
+
+SPOT_MIN_K = 3.0
+"""Least ΔT at which the radiometric data of a frame show a spot finding's hot spot (``multi-view``): the warmest
+pixel of a healthy module-sized area stands 1–1.5 K above its modules' median (cell mismatch, noise)."""
+
+SPOT_FRACTION = 0.5
+"""...and at least this fraction of the finding's own ΔT (the spot's ΔT changes little between views)."""
+
+WIND_REASON = (
+    "blade frames overlap about 30% along the blade: each blade section is seen whole in one or two frames, "
+    "too few to judge a detection by its repetition"
+)
+
+Remeasure = Callable[[str, np.ndarray], float | None]
+"""(frame, ground region (4, 2)) → ΔT (K) of the warmest point of the region against its modules in that frame's
+radiometric data, or None (not radiometric, unreadable, no reference)."""
+
+
+def finding_region(members: Sequence[Observed]) -> np.ndarray | None:
+    """(4, 2) ground (e, n) rectangle around the finding's footprints (the un-clipped ones where there are),
+    grown by the largest location uncertainty of its observations; None without footprints."""
+    use = [m for m in members if m.footprint is not None and not m.clipped]
+    use = use or [m for m in members if m.footprint is not None]
+    if not use:
+        return None
+    pts = np.concatenate([m.footprint for m in use])
+    if not np.all(np.isfinite(pts)):
+        return None
+    grow = max(m.sigma_m for m in use)
+    (e1, n1), (e2, n2) = pts.min(0) - grow, pts.max(0) + grow
+    return np.array([[e1, n1], [e2, n1], [e2, n2], [e1, n2]])
+
+
+def opportunities(
+    regions: Sequence[np.ndarray | None], cameras: Mapping[str, FrameCamera], border_px: float = BORDER_PX
+) -> list[list[str]]:
+    """For each ground region (4, 2) (or None), the frames whose image holds all of it, in front of the camera
+    and at least ``border_px`` from the edge, in the order of ``cameras`` (one projection per frame)."""
+    out: list[list[str]] = [[] for _ in regions]
+    idx = [i for i, r in enumerate(regions) if r is not None]
+    if not idx:
+        return out
+    pts = np.concatenate([regions[i] for i in idx])
+    for rel, cam in cameras.items():
+        px = cam.ground_to_pixel(pts).reshape(len(idx), -1, 2)
+        with np.errstate(invalid="ignore"):  # NaN (behind the camera) compares False: not an opportunity
+            ok = (
+                (px[..., 0] >= border_px - 0.5)
+                & (px[..., 1] >= border_px - 0.5)
+                & (px[..., 0] <= cam.width - 0.5 - border_px)
+                & (px[..., 1] <= cam.height - 0.5 - border_px)
+            ).all(1)
+        for k in np.flatnonzero(ok).tolist():
+            out[idx[k]].append(rel)
+    return out
+
+
+def check_multiview(
+    dom: Domain,
+    f: dict[str, Any],
+    members: Sequence[Observed],
+    covering: list[str] | None,
+    region: np.ndarray | None = None,
+    remeasure: Remeasure | None = None,
+) -> dict[str, Any]:
+    """The ``multi-view`` check (module docstring) of a finding whose ground ``region`` the frames ``covering``
+    showed whole (None: no region, or the flight's frames unknown)."""
+    rule = "multi-view"
+    if dom == Domain.WIND:
+        return {"rule": rule, "result": "not-applied", "reason": WIND_REASON}
+    if not f["location"]["located"]:
+        return {"rule": rule, "result": "not-applied", "reason": "the finding is unlocated"}
+    if covering is None:
+        why = (
+            "no ground footprint of the finding's boxes"
+            if region is None
+            else "not run: no cameras of the flight's frames given (BuildOptions.multiview off)"
+        )
+        return {"rule": rule, "result": "not-applied", "reason": why}
+    seen = {m.image for m in members}
+    n = len(covering)
+    h = sum(1 for rel in covering if rel in seen)
+    out: dict[str, Any] = {
+        "rule": rule,
+        "opportunities": n,
+        "hits": h,
+        "hit_ratio": round(h / n, 3) if n else None,
+        "hits_cut_by_edge": len(seen - set(covering)),
+    }
+    said = f"seen in {h} of {n} frames that showed it whole"
+    if n < MIN_OPPORTUNITIES:
+        return {
+            **out,
+            "result": "not-applied",
+            "reason": f"{said}: fewer than {MIN_OPPORTUNITIES}, too few to judge its repetition",
+        }
+    if h > MAX_HITS:
+        return {**out, "result": "passed", "reason": said}
+    dt = (f.get("thermal") or {}).get("delta_t_k")
+    if dom == Domain.PV_THERMAL and f["class"] in SPOT_CLASSES and dt is not None and remeasure is not None:
+        missed = [rel for rel in covering if rel not in seen]
+        limit = round(max(SPOT_MIN_K, SPOT_FRACTION * dt), 2)
+        values = [remeasure(rel, region) for rel in missed] if region is not None else []
+        measured = [v for v in values if v is not None]
+        hot = sum(1 for v in measured if v >= limit)
+        out.update({"radiometry_frames": len(measured), "radiometry_hot": hot, "radiometry_limit_k": limit})
+        if measured and 2 * hot >= len(missed):
+            return {
+                **out,
+                "result": "passed",
+                "reason": f"{said}, but the radiometric data show its hot spot (ΔT ≥ {limit:g} K) in {hot} of "
+                f"the {len(missed)} others: a small spot the detector misses in most frames, not noise",
+            }
+        said += f" (its hot spot, ΔT ≥ {limit:g} K, is in the radiometric data of {hot} of the {len(missed)} others)"
+    return {
+        **out,
+        "result": "failed",
+        "reason": f"{said}: a defect is in every frame that shows it; a detection that does not repeat is "
+        "texture or noise",
+    }
+
+
 def check_findings(
     dom: Domain,
     built: list[tuple[dict[str, Any], Sequence[Observed]]],
     layout: SiteLayout | None,
+    cameras: Mapping[str, FrameCamera] | None = None,
+    remeasure: Remeasure | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(kept, suppressed) findings after the rules of the module docstring; each finding gets ``checks`` (the
     rules that ran on it), each suppressed one ``suppression`` (the rule that rejected it, in words).
+
+    ``cameras``: every georeferenced frame the detector ran on (also those where it found nothing) — without
+    them ``multi-view`` is not applied; ``remeasure``: ΔT of a ground region in a frame's radiometric data (thermal
+    spot classes, ``multi-view``).
     """
     kept: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
-    for f, members in built:
+    regions: list[np.ndarray | None] = [None] * len(built)
+    covering: list[list[str] | None] = [None] * len(built)
+    if dom != Domain.WIND:
+        regions = [finding_region(members) if f["location"]["located"] else None for f, members in built]
+    if cameras is not None and dom != Domain.WIND:
+        covering = [
+            c if r is not None else None
+            for c, r in zip(opportunities(regions, cameras), regions, strict=True)
+        ]
+    for (f, members), cover, region in zip(built, covering, regions, strict=True):
         checks = []
         if dom != Domain.WIND and f["class"] == "missing_module":
             checks.append(check_module_slot(f, members, layout))
         if dom == Domain.PV_THERMAL and f["class"] in AREA_PATTERNS:
             checks.append(check_area_warm(f))
+        checks.append(check_multiview(dom, f, members, cover, region, remeasure))
         f["checks"] = checks
         failed = next((c for c in checks if c["result"] == "failed"), None)
         if failed is None:

@@ -9,9 +9,10 @@
 * ``findings.csv`` — one row per finding. ``findings.geojson`` — RFC 7946 FeatureCollection of Points
   (lon, lat), one per located finding. ``findings.kml`` — KML 2.2 Placemarks (Google Earth, QGIS).
 * Suppressed detections (:mod:`findings.checks`: no module slot under a "missing module", an area pattern the
-  radiometry shows no warmer than its neighbours) are not findings: they are left out of the counts, the
-  CSV/GeoJSON/KML, the map and the crops, and listed with their rule and reason in report.html, the PDF and
-  ``findings.json`` (``suppressed``) for audit.
+  radiometry shows no warmer than its neighbours, a detection not repeated in the frames that showed it) are
+  not findings: they are left out of the counts, the CSV/GeoJSON/KML, the map and the crops, and listed with
+  their rule and reason in report.html, the PDF and ``findings.json`` (``suppressed``) for audit. Each finding's
+  row in report.html says in how many of the frames that showed it whole it was detected.
 * ``findings.json`` + ``findings.schema.json`` — the findings document and its JSON Schema.
 * ``site_summary.html`` / ``site_summary.json`` — every inspection of the site known so far (when given).
 """
@@ -97,6 +98,15 @@ CSV_FIELDS = [
     "reviewer",
     "reviewed_class",
 ]
+
+
+def _views_text(f: dict[str, Any]) -> list[str]:
+    """The ``multi-view`` check of a finding in words (``seen in 5 of 6 frames that showed it whole``), if run."""
+    return [
+        c["reason"]
+        for c in f.get("checks") or []
+        if c.get("rule") == "multi-view" and c.get("opportunities") is not None
+    ]
 
 
 def _asset_text(f: dict[str, Any]) -> str:
@@ -515,7 +525,7 @@ def render_html(
             )
         if tr.get("time_to_next_category_days") is not None:
             tr_txt += f"<br>next category in ~{tr['time_to_next_category_days']:.0f} days (linear)"
-        reasons = "<br>".join(e(r) for r in f.get("reasons") or [])
+        reasons = "<br>".join(e(r) for r in [*(f.get("reasons") or []), *_views_text(f)])
         size_txt = "—" if f.get("size_m") is None else f"{f['size_m']:.2f} m"
         loss_txt = "—" if f.get("power_loss_w") is None else f"{f['power_loss_w']:.0f} W"
         out.append(
