@@ -325,6 +325,8 @@ def flight_findings(context: dg.AssetExecutionContext, store: ObjectStoreResourc
             "critical": counts.get("critical"),
             "by_class": counts.get("by_class") or _count(findings, "class"),
             "by_severity": {k: v for k, v in (counts.get("by_severity") or {}).items() if v},
+            "suppressed": counts.get("suppressed", 0),
+            "suppressed_by_rule": counts.get("suppressed_by_rule") or {},
             "located": sum(1 for f in findings if is_located(f)),
             "power_loss_w": counts.get("power_loss_w"),
             "warnings": len(result.warnings),

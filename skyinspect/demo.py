@@ -131,6 +131,7 @@ def _digest(result: Any) -> dict[str, Any]:
         "findings": fnd.get("findings"),
         "by_severity": fnd.get("by_severity"),
         "by_class": fnd.get("by_class"),
+        "suppressed": fnd.get("suppressed") or 0,
         "warnings": fnd.get("warnings"),
         "checks_failed": [k for k, c in result.checks.items() if not c["passed"]],
         "failures": [f.splitlines()[0][:300] for f in result.failures],
@@ -144,7 +145,8 @@ def _print_result(entry: dict[str, Any]) -> None:
         _say(f"  FAILED: {'; '.join(entry['failures'] or entry['checks_failed'])}")
         return
     sev = ", ".join(f"{v} {k}" for k, v in (entry.get("by_severity") or {}).items()) or "none"
-    _say(f"  {entry['detections']} detections → {entry['findings']} findings ({sev}), "
+    held = f"; {entry['suppressed']} more suppressed by the findings checks" if entry.get("suppressed") else ""
+    _say(f"  {entry['detections']} detections → {entry['findings']} findings ({sev}{held}), "
          f"{entry['warnings']} fault warnings, in {entry['seconds']:.0f} s")  # fmt: skip
     for name, count in sorted((entry.get("by_class") or {}).items()):
         _say(f"    {count:3d} × {name}")

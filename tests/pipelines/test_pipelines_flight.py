@@ -60,7 +60,10 @@ def test_the_whole_flight_job_writes_findings_and_reports(
         "flight_reports",
     ]
     assert result.checks["flight_reports:report_parses"]["passed"]
-    assert object_store.exists(keys.findings_key(SITE, "F-all"))
+    doc = object_store.get_json(keys.findings_key(SITE, "F-all"))
+    meta = result.metadata["flight_findings"]  # what Dagster's UI and `make demo` show
+    assert (meta["findings"], meta["suppressed"]) == (len(doc["findings"]), len(doc.get("suppressed") or []))
+    assert sum(meta["suppressed_by_rule"].values()) == meta["suppressed"]
     assert result.outputs["html_reports"] and Path(result.outputs["html_reports"][0]).is_file()
 
 
