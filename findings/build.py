@@ -20,7 +20,7 @@ Steps (each finding keeps its reasons in words):
 4. **Grading and power loss** (:mod:`findings.grading`), inspection validity for thermal flights.
 5. **Physical checks** (:mod:`findings.checks`): a ``missing_module`` where the layout has no module slot, or a
    thermal area pattern (module/string offline, bypass diode) whose area the radiometry shows no warmer than the
-   normal modules, or a PV finding detected in at most one of the three or more frames that showed it whole
+   normal modules, or a PV finding detected in at most one of the four or more frames that showed it whole
    (``multi-view``), is *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the
    findings, counts, warnings and trend.
 6. The trend against a previous inspection (:mod:`findings.trend`).

@@ -122,7 +122,7 @@ def test_true_defects_are_seen_in_every_frame_that_showed_them_whole(built, kind
         assert c["hits"] == c["opportunities"], (f["class"], c)
         assert c["result"] == ("passed" if c["opportunities"] >= MIN_OPPORTUNITIES else "not-applied"), c
         judged += c["result"] == "passed"
-    assert judged >= 2, "the test flight must show some defects whole in 3 frames"
+    assert judged >= 1, f"the test flight must show a defect whole in {MIN_OPPORTUNITIES} frames"
 
 
 def test_wind_is_not_judged_by_repetition(built) -> None:
@@ -219,7 +219,11 @@ def test_a_detection_that_does_not_repeat_is_suppressed(
 @pytest.mark.parametrize(
     ("records", "multiview", "why"),
     [
-        ("one", True, "fewer than 3, too few to judge its repetition"),  # only its own frame was processed
+        (
+            "one",
+            True,
+            f"fewer than {MIN_OPPORTUNITIES}, too few to judge its repetition",
+        ),  # only its own frame was processed
         ("all", False, "not run"),
     ],
 )
@@ -247,3 +251,43 @@ def test_a_frame_the_detector_failed_on_is_no_opportunity(synth_case) -> None:
     ff = build_findings(case.manifest, recs, layout=case.layout, options=NO_CROPS)
     (f,) = ff.findings
     assert _multiview(f)["opportunities"] == 1
+
+
+# ------------------------------------------------------------------------------------------- precedence
+@pytest.mark.parametrize(
+    ("string_offline", "rule"),
+    [
+        (True, "explained-by-string"),  # the physical explanation names the suppression
+        (False, "multi-view"),
+    ],
+)
+def test_a_physical_explanation_names_the_suppression_first(string_offline: bool, rule: str) -> None:
+    from dataclasses import dataclass
+
+    from detection.taxonomy import Domain
+    from findings.checks import check_findings
+    from findings.georef import FrameCamera
+
+    @dataclass
+    class Obs:
+        image: str
+        clipped: bool
+        footprint: np.ndarray | None
+        sigma_m: float = 0.5
+
+    nadir = {
+        k: FrameCamera(640, 512, 1000.0, 319.5, 255.5, 0.0, 0.0, 30.0, 0.0, -90.0, 0.0, "test")
+        for k in "abcd"
+    }
+    thermal = {"area_delta_t_k": 4.0, "delta_t_k": 5.0, "method": "module pixels within 2 m"}
+    module = {"class": "module_offline", "location": {"located": True}, "thermal": thermal}
+    module["asset"] = {"module_id": "M2", "string_id": "S1"}
+    built = [(module, [Obs("a", False, _square((0.0, 0.0), 0.8))])]
+    if string_offline:
+        string = {"class": "string_offline", "location": {"located": True}, "thermal": thermal}
+        string["asset"] = {"module_id": "M2", "string_id": "S1", "module_ids": ["M1", "M2", "M3"]}
+        built.append((string, [Obs(k, False, _square((0.0, 0.0), 10.0)) for k in "abcd"]))
+    kept, suppressed = check_findings(Domain.PV_THERMAL, built, None, nadir)
+    assert suppressed == [module] and module["suppression"]["rule"] == rule
+    assert kept == [f for f, _ in built[1:]]  # the string: longer than a frame, not judged by repetition
+    assert _multiview(module)["result"] == "failed" and _multiview(module)["opportunities"] == 4
