@@ -241,23 +241,60 @@ def opportunities(
     regions: Sequence[np.ndarray | None], cameras: Mapping[str, FrameCamera], border_px: float = BORDER_PX
 ) -> list[list[str]]:
     """For each ground region (4, 2) (or None), the frames whose image holds all of it, in front of the camera
-    and at least ``border_px`` from the edge, in the order of ``cameras`` (one projection per frame)."""
+    and at least ``border_px`` from the edge, in the order of ``cameras``.
+
+    Only the regions inside the bounding box of a frame's ground footprint are projected into it (a region the
+    image holds lies on the ground inside the frame's footprint); a frame whose corner rays miss the ground
+    projects every region. :func:`opportunities_one_by_one` is the plain algorithm (tests pin them equal).
+    """
     out: list[list[str]] = [[] for _ in regions]
     idx = [i for i, r in enumerate(regions) if r is not None]
     if not idx:
         return out
-    pts = np.concatenate([regions[i] for i in idx])
+    pts = np.stack([np.asarray(regions[i], float) for i in idx])  # (R, K, 2)
+    lo, hi = pts.min(1), pts.max(1)
     for rel, cam in cameras.items():
-        px = cam.ground_to_pixel(pts).reshape(len(idx), -1, 2)
-        with np.errstate(invalid="ignore"):  # NaN (behind the camera) compares False: not an opportunity
-            ok = (
-                (px[..., 0] >= border_px - 0.5)
-                & (px[..., 1] >= border_px - 0.5)
-                & (px[..., 0] <= cam.width - 0.5 - border_px)
-                & (px[..., 1] <= cam.height - 0.5 - border_px)
-            ).all(1)
-        for k in np.flatnonzero(ok).tolist():
+        w, h = cam.width, cam.height
+        ground = cam.pixel_to_ground(
+            np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+        )
+        if np.all(np.isfinite(ground)):
+            (e1, n1), (e2, n2) = ground.min(0), ground.max(0)
+            cand = np.flatnonzero((lo[:, 0] >= e1) & (lo[:, 1] >= n1) & (hi[:, 0] <= e2) & (hi[:, 1] <= n2))
+            if not len(cand):
+                continue
+        else:
+            cand = np.arange(len(idx))
+        px = cam.ground_to_pixel(pts[cand].reshape(-1, 2)).reshape(len(cand), -1, 2)
+        for k in cand[_held(px, w, h, border_px)].tolist():
             out[idx[k]].append(rel)
+    return out
+
+
+def _held(px: np.ndarray, w: int, h: int, border_px: float) -> np.ndarray:
+    """(R,) bool: all pixels (R, K, 2) of a region at least ``border_px`` inside a ``w`` x ``h`` frame."""
+    with np.errstate(invalid="ignore"):  # NaN (behind the camera) compares False: not held
+        return (
+            (px[..., 0] >= border_px - 0.5)
+            & (px[..., 1] >= border_px - 0.5)
+            & (px[..., 0] <= w - 0.5 - border_px)
+            & (px[..., 1] <= h - 0.5 - border_px)
+        ).all(-1)
+
+
+def opportunities_one_by_one(
+    regions: Sequence[np.ndarray | None], cameras: Mapping[str, FrameCamera], border_px: float = BORDER_PX
+) -> list[list[str]]:
+    """:func:`opportunities` region by region and frame by frame (the reference for its tests)."""
+    out: list[list[str]] = []
+    for r in regions:
+        out.append([])
+        if r is None:
+            continue
+        for rel, cam in cameras.items():
+            px = cam.ground_to_pixel(np.asarray(r, float))[None]
+            if bool(_held(px, cam.width, cam.height, border_px)[0]):
+                out[-1].append(rel)
     return out
 
 

@@ -291,3 +291,25 @@ def test_a_physical_explanation_names_the_suppression_first(string_offline: bool
     assert suppressed == [module] and module["suppression"]["rule"] == rule
     assert kept == [f for f, _ in built[1:]]  # the string: longer than a frame, not judged by repetition
     assert _multiview(module)["result"] == "failed" and _multiview(module)["opportunities"] == 4
+
+
+# ------------------------------------------------------------------------------------------- fast path
+@pytest.mark.parametrize("kind", ["pv-rgb", "pv-thermal"])
+def test_opportunities_equal_the_one_by_one_algorithm(synth_case, kind: str) -> None:
+    """The footprint-box prefilter changes nothing: regions on every module of the layout (inside, across and
+    beyond the frames' edges) against the flight's cameras plus an oblique one whose upper corners see the sky."""
+    from dataclasses import replace
+
+    from findings.checks import opportunities_one_by_one
+
+    cams, lay = _cameras(synth_case(kind))
+    first = next(iter(cams.values()))
+    cams["oblique"] = replace(first, pitch_deg=-20.0)
+    rng = np.random.default_rng(7)
+    regions: list[np.ndarray | None] = [
+        _square(m.centre + rng.normal(0, 1.0, 2), rng.uniform(0.1, 2.0)) for m in lay.modules[::3]
+    ]
+    regions[1] = None
+    fast = opportunities(regions, cams)
+    assert fast == opportunities_one_by_one(regions, cams)
+    assert sum(map(len, fast)) > len(regions)  # most regions are held by some frame
