@@ -331,6 +331,8 @@ def check_multiview(
         "hits_cut_by_edge": len(seen - set(covering)),
     }
     said = f"seen in {h} of {n} frames that showed it whole"
+    if out["hits_cut_by_edge"]:
+        said += f" (and in {out['hits_cut_by_edge']} where the frame edge cut it or may have)"
     if n < MIN_OPPORTUNITIES:
         return {
             **out,

@@ -313,3 +313,26 @@ def test_opportunities_equal_the_one_by_one_algorithm(synth_case, kind: str) -> 
     fast = opportunities(regions, cams)
     assert fast == opportunities_one_by_one(regions, cams)
     assert sum(map(len, fast)) > len(regions)  # most regions are held by some frame
+
+
+def test_a_detection_cut_by_the_frame_edge_is_no_opportunity_but_is_said(synth_case) -> None:
+    case = synth_case("pv-rgb")
+    sq, whole, cams = _healthy_spot(case, 0.6, MIN_OPPORTUNITIES)
+
+    def cut(cam) -> bool:  # part of the square in the frame, part beyond its edge
+        px = cam.ground_to_pixel(sq)
+        inside = (px[:, 0] > 0) & (px[:, 0] < cam.width - 1) & (px[:, 1] > 0) & (px[:, 1] < cam.height - 1)
+        return bool(inside.any() and not inside.all())
+
+    rel = next(r for r, cam in cams.items() if r not in whole and cut(cam))
+    x1, y1, x2, y2 = _box(cams[rel], sq)
+    clipped = [max(x1, 0.0), max(y1, 0.0), min(x2, cams[rel].width), min(y2, cams[rel].height)]
+    boxes = {whole[0]: [(_box(cams[whole[0]], sq), "glass_breakage")], rel: [(clipped, "glass_breakage")]}
+    ff = build_findings(case.manifest, _records(case, cams, boxes), layout=case.layout, options=NO_CROPS)
+    (f,) = ff.doc["suppressed"]
+    c = _multiview(f)
+    assert (c["opportunities"], c["hits"], c["hits_cut_by_edge"]) == (len(whole), 1, 1), c
+    assert (
+        f"seen in 1 of {len(whole)} frames that showed it whole (and in 1 where the frame edge cut"
+        in c["reason"]
+    )
