@@ -24,8 +24,10 @@ from skyinspect.demo import DemoFlight, render
 log = logging.getLogger("skyinspect.acceptance")
 
 FLIGHTS = {
-    "pv-thermal": DemoFlight("pv-thermal", "acceptance-pv-plant", "thermal-2001", 120, 2001),
-    "pv-rgb": DemoFlight("pv-rgb", "acceptance-pv-plant", "rgb-2101", 12, 2101),
+    # each synthetic flight renders its own plant (layout): one site per flight, so neither overwrites the other's
+    # as-built layout nor becomes its "previous inspection"
+    "pv-thermal": DemoFlight("pv-thermal", "acceptance-pv-thermal", "thermal-2001", 120, 2001),
+    "pv-rgb": DemoFlight("pv-rgb", "acceptance-pv-rgb", "rgb-2101", 12, 2101),
     "wind-rgb": DemoFlight("wind-rgb", "acceptance-wind-farm", "blades-2201", 40, 2201),
 }
 TARGETS = {
