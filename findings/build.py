@@ -46,7 +46,7 @@ import numpy as np
 
 from detection.taxonomy import TAXONOMY_VERSION, DefectClass, Domain, TaxonomyError, by_id, by_name, domain
 from findings import grading
-from findings.checks import check_findings
+from findings.checks import SPOT_CLASSES, SPOT_MIN_K, check_findings, spot_class
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
 from findings.thermal import (
@@ -56,6 +56,7 @@ from findings.thermal import (
     box_ground_polygon,
     exclusion_mask,
     measure_delta_t,
+    measure_spot,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class Observation:
     sigma_m: float = 0.3
     footprint: np.ndarray | None = None
     """(4, 2) ground (e, n) corners of the box (PV, located)."""
+    spot: dict[str, Any] | None = None
+    """Thermal spot classes: the warm area in cells and its place on the module (:func:`findings.thermal.measure_spot`)."""
 
     @property
     def located(self) -> bool:
@@ -362,6 +365,15 @@ def _observations(
                     o.thermal = measure_delta_t(
                         temp, xyxy, [], cam, layout, exclusion=excl, projection=projection
                     )
+                    if (
+                        cls.name in SPOT_CLASSES
+                        and o.module_id is not None
+                        and cam is not None
+                        and layout is not None
+                        and (o.thermal.get("delta_t_k") or 0.0) >= SPOT_MIN_K
+                        and str(o.thermal.get("method") or "").startswith("module pixels")
+                    ):
+                        o.spot = measure_spot(temp, xyxy, cam, layout, o.module_id, o.thermal["reference_c"])
                 else:
                     reason = (
                         "radiometric data unreadable"
@@ -564,6 +576,11 @@ def _finding(
     members = sorted(members, key=lambda m: (-m.quality, m.image, m.index))
     best = members[0]
     cls = best.cls
+    class_check = None
+    if dom == Domain.PV_THERMAL and cls.name in SPOT_CLASSES:
+        name, class_check = spot_class(cls.name, [m.spot for m in members])
+        if name != cls.name:
+            cls = by_name(dom, name)
     unclipped = [m for m in members if not m.clipped] or members
     size = _median_or_none([m.size_m for m in unclipped])
     reasons: list[str] = []
@@ -580,6 +597,11 @@ def _finding(
         "best": {"image": best.image, "xyxy": [round(v, 1) for v in best.xyxy]},
         "evidence": [m.evidence() for m in members],
     }
+    if class_check is not None:
+        f["checks"] = [class_check]
+        if class_check["result"] == "reclassified":
+            f["class_from"] = class_check["model_class"]
+            f["reclassified"] = class_check["reason"]
     asset: dict[str, Any] = {}
     location: dict[str, Any] = {"located": False, "lat": None, "lon": None}
     radius = blade_len = None

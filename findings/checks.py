@@ -3,6 +3,17 @@
 A detector sees patterns; some patterns cannot be the defect they look like, because the plant or the
 temperatures say otherwise. Each rule below is a physical fact about the defect class, not a score threshold:
 
+* ``spot-class`` (PV thermal, spot patterns ``hotspot_single_cell``, ``hotspot_multi_cell``, ``junction_box``):
+  not a rejection but a class correction, applied when the finding is built (before grading). A hot cell warms
+  one cell, a multi-cell hot spot several adjacent cells, and a junction box a disc smaller than a cell at a fixed
+  place: :data:`JB_FROM_END` of the long side from one end, on the module's long axis, where no cell is centred
+  (6 cells across). In each radiometric frame of the evidence the warm area (pixels at least half the spot's ΔT
+  above the module reference, connected to its maximum; :func:`findings.thermal.measure_spot`) is counted in
+  cells of the layout's module (its rectangle and ``cells``, default 6 across with square cells) and its centre
+  placed on the module. A clear measurement (:func:`spot_class`) replaces the detector's class; the finding then
+  records ``class_from`` (the detector's class) and ``reclassified`` (why, in words); between the limits, or
+  without radiometric data, a located module, its module pixels or a spot ΔT of :data:`SPOT_MIN_K`, the
+  detector's class stands (result ``not-applied``).
 * ``layout-module-slot`` (PV, ``missing_module``): a module can only be missing where the as-built layout has
   a module slot. The finding's ground footprint (the boxes of its un-clipped observations projected onto the
   ground) must cover at least :data:`MIN_SLOT_COVERAGE` of one layout module's area; a "missing module" over
@@ -212,6 +223,29 @@ pixel of a healthy module-sized area stands 1–1.5 K above its modules' median 
 SPOT_FRACTION = 0.5
 """...and at least this fraction of the finding's own ΔT (the spot's ΔT changes little between views)."""
 
+SPOT_SINGLE_MAX_CELLS = 1.3
+"""Largest warm area (cells, :func:`findings.thermal.measure_spot`) of a single-cell hot spot (``spot-class``):
+one cell plus a little of its blurred edge and the median filter's rounding."""
+
+SPOT_MULTI_MIN_CELLS = 1.8
+"""Least warm area (cells) of a multi-cell hot spot (``spot-class``): two adjacent cells less what the half-ΔT
+level loses of a cooler second cell."""
+
+JB_MAX_CELLS = 1.6
+"""Largest warm area (cells) of a junction box (``spot-class``): its hot disc (radius 6–10 cm: 0.4–1.2 cells of
+a 60-/72-cell module) is smaller than a cell, and its warm rim adds to the half-ΔT area (1.45 cells measured on
+the acceptance flight); two warm cells make ≥ :data:`SPOT_MULTI_MIN_CELLS`."""
+
+JB_FROM_END = 0.12
+"""Where a junction box sits: this fraction of the module's long side from one short end, centred across."""
+
+JB_FROM_END_TOL = 0.05
+"""Tolerance of ``from_end`` (fraction of the long side) for a spot at the junction-box position."""
+
+JB_ACROSS_TOL = 0.04
+"""Tolerance of ``across`` (fraction of the short side): with 6 cells across, every cell's centre lies 1/12
+(0.083) or more off the long axis, a junction box on it."""
+
 WIND_REASON = (
     "blade frames overlap about 30% along the blade: each blade section is seen whole in one or two frames, "
     "too few to judge a detection by its repetition"
@@ -398,7 +432,7 @@ def check_findings(
         if dom == Domain.PV_THERMAL and f["class"] in AREA_PATTERNS:
             checks.append(check_area_warm(f))
         views = check_multiview(dom, f, members, cover, region, remeasure)
-        f["checks"] = [*checks, views]
+        f["checks"] = [*f.get("checks", []), *checks, views]
         failed = next((c for c in checks if c["result"] == "failed"), None)
         if failed is None:
             standing.append((f, views))
@@ -440,3 +474,89 @@ def check_findings(
         else:
             kept.append(f)
     return kept, suppressed
+
+
+def spot_class(cls_name: str, spots: Sequence[dict[str, Any] | None]) -> tuple[str, dict[str, Any]]:
+    """The ``spot-class`` correction of a thermal spot finding: (its class, the check).
+
+    ``spots``: the :func:`findings.thermal.measure_spot` measurements of its evidence (None where none could be
+    made). The warm area (median over the frames where it is not cut by the search window) decides between one
+    cell (≤ :data:`SPOT_SINGLE_MAX_CELLS`) and several (≥ :data:`SPOT_MULTI_MIN_CELLS`); a spot of at most
+    :data:`JB_MAX_CELLS` whose centre (median over the frames) lies at the junction-box position (:data:`JB_FROM_END` ±
+    :data:`JB_FROM_END_TOL` of the long side from an end, within :data:`JB_ACROSS_TOL` of the long axis) is
+    a junction box. Between the limits, or without measurements, the detector's class stands.
+    """
+    rule = "spot-class"
+    ms = [m for m in spots if m]
+    if not ms:
+        return cls_name, {
+            "rule": rule,
+            "result": "not-applied",
+            "reason": "no warm-area measurement (it needs radiometric data, the layout's module under the spot and "
+            f"its module pixels, and a spot ΔT of at least {SPOT_MIN_K:g} K)",
+        }
+    whole = [m["cells"] for m in ms if not m["cut"]]
+    cells = float(np.median(whole)) if whole else None
+    placed = [m for m in ms if m.get("from_end") is not None]
+    from_end = float(np.median([m["from_end"] for m in placed])) if placed else None
+    across = float(np.median([m["across"] for m in placed])) if placed else None
+    out: dict[str, Any] = {
+        "rule": rule,
+        "model_class": cls_name,
+        "cells": None if cells is None else round(cells, 2),
+        "from_end": None if from_end is None else round(from_end, 3),
+        "across": None if across is None else round(across, 3),
+        "measurements": len(ms),
+    }
+    if cells is None:
+        return cls_name, {
+            **out,
+            "result": "not-applied",
+            "reason": "the warm area reaches the edge of its search window in every frame: its size is unknown",
+        }
+    at_jb = (
+        from_end is not None
+        and abs(from_end - JB_FROM_END) <= JB_FROM_END_TOL
+        and abs(across) <= JB_ACROSS_TOL
+    )
+    where = (
+        ""
+        if from_end is None
+        else f", its centre {from_end:.2f} of the module's length from an end and {abs(across):.2f} of its width "
+        "off the long axis"
+    )
+    size = f"warm area (≥ half its ΔT) of {cells:.2f} cells{where}"
+    if cells <= JB_MAX_CELLS and at_jb:
+        new = "junction_box"
+        why = f"{size}: about a cell or less, at the junction-box position (no cell is centred there)"
+    elif cells <= SPOT_SINGLE_MAX_CELLS:
+        new = "hotspot_single_cell"
+        why = f"{size}: one cell (≤ {SPOT_SINGLE_MAX_CELLS:g})"
+        if cls_name == "junction_box":
+            if from_end is None or (
+                abs(from_end - JB_FROM_END) <= 2 * JB_FROM_END_TOL and abs(across) <= 2 * JB_ACROSS_TOL
+            ):
+                return cls_name, {
+                    **out,
+                    "result": "not-applied",
+                    "reason": f"{size}: not clearly away from the junction-box position, the detector's class "
+                    "stands",
+                }
+            why = f"{size}: one cell, away from the junction-box position"
+    elif cells >= SPOT_MULTI_MIN_CELLS:
+        new = "hotspot_multi_cell"
+        why = f"{size}: several cells (≥ {SPOT_MULTI_MIN_CELLS:g})"
+    else:
+        return cls_name, {
+            **out,
+            "result": "not-applied",
+            "reason": f"{size}: between one cell and several, the detector's class stands",
+        }
+    if new == cls_name:
+        return cls_name, {**out, "result": "passed", "reason": f"{why}: confirms the detector's class"}
+    return new, {
+        **out,
+        "result": "reclassified",
+        "class": new,
+        "reason": f"{why}: reclassified from {cls_name.replace('_', ' ')} to {new.replace('_', ' ')}",
+    }

@@ -273,3 +273,118 @@ def string_medians(
 def box_ground_polygon(camera: FrameCamera, xyxy: list[float]) -> np.ndarray:
     """(4, 2) ground (e, n) corners of a box's footprint."""
     return camera.pixel_to_ground(box_corners_px(xyxy))
+
+
+def module_geometry(layout: SiteLayout, module_id: str) -> dict | None:
+    """The rectangle of a layout module: ``{"centre", "u_long", "u_short", "long_m", "short_m", "cells_long",
+    "cells_short", "cell_m2", "cells_from"}`` (unit axes in local (e, n)), or None when the module is unknown
+    or degenerate.
+
+    Cells: the layout's ``properties.module.cells = [across, along]`` (or the module feature's own ``cells``)
+    when given; otherwise 6 cells across the short side and as many square cells as fit along the long side
+    (60-/72-cell modules: 6 × 10, 6 × 12).
+    """
+    try:
+        m = layout.module(module_id)
+    except KeyError:
+        return None
+    (cx, cy), (w, h), angle = cv2.minAreaRect(m.ring.astype(np.float32))
+    if min(w, h) <= 1e-3:
+        return None
+    a = np.radians(angle)
+    ax_w = np.array([np.cos(a), np.sin(a)])  # minAreaRect's width axis
+    ax_h = np.array([-np.sin(a), np.cos(a)])
+    long_m, short_m = float(max(w, h)), float(min(w, h))
+    u_long, u_short = (ax_w, ax_h) if w >= h else (ax_h, ax_w)
+    cells = m.properties.get("cells") or ((layout.geojson.get("properties") or {}).get("module") or {}).get(
+        "cells"
+    )
+    how = "layout"
+    try:
+        n_short, n_long = int(cells[0]), int(cells[1])
+        if n_short < 1 or n_long < 1:
+            raise ValueError
+    except (TypeError, ValueError, IndexError):
+        n_short = 6
+        n_long = max(1, round(long_m / (short_m / n_short)))
+        how = "assumed 6 cells across, square cells"
+    return {
+        "centre": np.array([cx, cy], float),
+        "u_long": u_long,
+        "u_short": u_short,
+        "long_m": long_m,
+        "short_m": short_m,
+        "cells_long": n_long,
+        "cells_short": n_short,
+        "cell_m2": long_m * short_m / (n_long * n_short),
+        "cells_from": how,
+    }
+
+
+SPOT_LEVEL = 0.5
+"""Fraction of a spot's ΔT above the module reference that counts a pixel as warm (``measure_spot``)."""
+
+
+def measure_spot(
+    temp_c: np.ndarray,
+    xyxy: list[float],
+    camera: FrameCamera,
+    layout: SiteLayout,
+    module_id: str,
+    reference_c: float,
+) -> dict | None:
+    """Warm area (in cells) and position on its module of the hot spot in box ``xyxy`` of a (H, W) °C frame.
+
+    Warm: the connected pixels (3×3 median-filtered, 8-connected) around the box's warmest pixel that stand at
+    least :data:`SPOT_LEVEL` of the spot's ΔT above ``reference_c`` (the module's normal median,
+    :func:`measure_delta_t`); searched in the box grown by one cell. ``cells``: their pixel count divided by one
+    cell's pixel area (the module's cell area at the frame's ground sample distance). Position: the warm area's
+    centroid on the ground, as ``from_end`` (distance from the nearer short end, fraction of the long side) and
+    ``across`` (signed offset from the long axis, fraction of the short side). ``cut``: the warm area touches
+    the search window (it may be larger). None when the module geometry or the frame's projection is unusable.
+    """
+    geo = module_geometry(layout, module_id)
+    if geo is None:
+        return None
+    h, w = temp_c.shape
+    gsd = float(camera.gsd_at(camera.u))
+    if not np.isfinite(gsd) or gsd <= 0:
+        return None
+    cell_px = geo["cell_m2"] / gsd**2
+    pad = max(2.0, float(np.sqrt(cell_px)))
+    bx = _clip_box(xyxy, w, h)
+    r0 = _clip_box(xyxy, w, h, pad=pad)
+    if bx[2] <= bx[0] or bx[3] <= bx[1]:
+        return None
+    filt = cv2.medianBlur(temp_c[r0[1] : r0[3], r0[0] : r0[2]].astype(np.float32), 3)
+    inner = filt[bx[1] - r0[1] : bx[3] - r0[1], bx[0] - r0[0] : bx[2] - r0[0]]
+    iy, ix = np.unravel_index(int(np.argmax(inner)), inner.shape)
+    peak = float(inner[iy, ix])
+    dt = peak - reference_c
+    if dt <= 0:
+        return None
+    warm = (filt >= reference_c + SPOT_LEVEL * dt).astype(np.uint8)
+    _, labels = cv2.connectedComponents(warm, connectivity=8)
+    comp = labels == labels[iy + bx[1] - r0[1], ix + bx[0] - r0[0]]
+    ys, xs = np.nonzero(comp)
+    cut = bool(
+        ys.min() == 0 or xs.min() == 0 or ys.max() == comp.shape[0] - 1 or xs.max() == comp.shape[1] - 1
+    )
+    centre_px = np.array([[xs.mean() + r0[0], ys.mean() + r0[1]]])  # pixel-centre coordinates
+    g = camera.pixel_to_ground(centre_px)[0]
+    out = {
+        "warm_px": int(comp.sum()),
+        "cell_px": round(cell_px, 1),
+        "cells": round(float(comp.sum()) / cell_px, 2),
+        "cut": cut,
+        "from_end": None,
+        "across": None,
+        "cells_layout": [geo["cells_short"], geo["cells_long"]],
+        "cells_from": geo["cells_from"],
+    }
+    if np.all(np.isfinite(g)):
+        d = g[:2] - geo["centre"]
+        along = float(d @ geo["u_long"]) / geo["long_m"]
+        out["from_end"] = round(0.5 - abs(along), 3)
+        out["across"] = round(float(d @ geo["u_short"]) / geo["short_m"], 3)
+    return out
