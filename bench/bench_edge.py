@@ -71,7 +71,7 @@ def skyinspect_graph(ultra_onnx: Path, out: Path) -> Path:
 
     from onnx_export.export import finish_graph
 
-    onnx.save(finish_graph(onnx.load(str(ultra_onnx)), str(ultra_onnx)), str(out))
+    onnx.save(finish_graph(onnx.load(str(ultra_onnx)), str(ultra_onnx))[0], str(out))
     return out
 
 

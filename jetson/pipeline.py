@@ -8,9 +8,8 @@
   downscales the frame for its thumbnail (:meth:`Pipeline.detect`), then hands the result — without the decoded
   image — to a writer thread through a small bounded queue.
 * The writer thread (:meth:`Pipeline.store`, one frame at a time, in order) annotates and encodes the thumbnail,
-  writes it and the spooled image
-  (atomically, named by result id), stores the result and advances the source in ONE outbox transaction, then
-  appends the JSONL line (fsynced; lines already present are never written twice — :func:`reconcile_jsonl` runs
+  writes it and the spooled image (atomically, named by result id), stores the result and advances the source in
+  ONE outbox transaction, then appends the JSONL line (fsynced; lines already present are never written twice — :func:`reconcile_jsonl` runs
   at start-up). Its fsyncs wait on the disk while the next frame is in the model. A frame is only "done" once its
   transaction committed: after a kill, frames that were detected but not yet stored are detected again (same
   result id), never lost and never stored twice.
@@ -65,8 +64,8 @@ class ModelInfo:
 
 
 WRITE_QUEUE = 2
-"""Detected frames waiting for the writer thread (each holds its payload, its thumbnail-sized view and source bytes, not the
-decoded image)."""
+"""Detected frames waiting for the writer thread (each holds its payload, its thumbnail-sized view and source
+bytes, not the decoded image)."""
 
 
 @dataclass
@@ -257,7 +256,7 @@ class Pipeline:
         return self.store(self.detect(frame, prepared))
 
     def detect(self, frame: Frame, prepared: PreparedImage | None = None) -> Detected:
-        """The model step of :meth:`process` (main thread): detections, payload, encoded thumbnail."""
+        """The model step of :meth:`process` (main thread): detections, payload, the thumbnail-sized view."""
         rid = result_id(frame.source_id, frame.frame, self.model.sha256)
         payload: dict[str, Any] = {
             "result_id": rid,

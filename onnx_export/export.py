@@ -203,8 +203,9 @@ def skyinspect_metadata(source: ModelSource, export: dict[str, Any]) -> dict[str
 # -------------------------------------------------------------------------------------------------- steps
 def export_fp32(
     source: ModelSource, imgsz: tuple[int, int], opset: int, dynamic_batch: bool, workdir: Path
-) -> Any:
-    """ultralytics ONNX export + onnxslim → the ``onnx.ModelProto`` (ultralytics' metadata kept).
+) -> tuple[Any, list[str]]:
+    """ultralytics ONNX export + :func:`finish_graph` → (the ``onnx.ModelProto`` with ultralytics' metadata kept,
+    the graph edits made).
 
     Raises:
         ExportError: the exporter or simplifier failed.
@@ -240,8 +241,9 @@ def export_fp32(
     return finish_graph(model, str(source.weights))
 
 
-def finish_graph(model: Any, name: str) -> Any:
-    """What follows ultralytics' exporter: ``onnxslim.slim``, then :func:`graph.decompose_softmax` → the model.
+def finish_graph(model: Any, name: str) -> tuple[Any, list[str]]:
+    """What follows ultralytics' exporter: ``onnxslim.slim``, then :func:`graph.decompose_softmax` → (the model,
+    the graph edits made, in words — recorded in the file's ``skyinspect.export``).
 
     Raises:
         ExportError: the simplifier failed (``name`` says which model).
@@ -257,7 +259,7 @@ def finish_graph(model: Any, name: str) -> Any:
     rewritten = graph.decompose_softmax(slim)
     if rewritten:
         logger.info("softmax over a non-last axis rewritten as reductions: %s", ", ".join(rewritten))
-    return slim
+    return slim, [f"{n}: softmax over a non-last axis as reductions (graph.decompose_softmax)" for n in rewritten]
 
 
 def to_fp16(model: Any) -> Any:
@@ -404,15 +406,14 @@ def export_model(source: ModelSource, cfg: ExportConfig) -> ExportResult:
     tools = tool_versions()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     base = {"format": EXPORT_FORMAT, "opset": opset, "imgsz": list(imgsz), "created": created, "tools": tools,
-            "source_sha256": source.sha256, "simplifier": f"onnxslim {tools.get('onnxslim')}", "nms": False,
-            "graph_edits": ["softmax over a non-last axis as reductions (graph.decompose_softmax)"]}  # fmt: skip
+            "source_sha256": source.sha256, "simplifier": f"onnxslim {tools.get('onnxslim')}", "nms": False}  # fmt: skip
     variants: list[Variant] = []
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out) as tmp:
         workdir = Path(tmp)
         for dynamic in [False, True] if cfg.dynamic_batch else [False]:
             logger.info("exporting %s: fp32 %s", source.weights, "dynamic batch" if dynamic else "static")
-            fp32 = export_fp32(source, imgsz, opset, dynamic, workdir)
-            common = {**base, "dynamic_batch": dynamic}
+            fp32, edits = export_fp32(source, imgsz, opset, dynamic, workdir)
+            common = {**base, "dynamic_batch": dynamic, "graph_edits": edits}
             fp32_variant = _save(fp32, out / variant_name(source.domain, "fp32", dynamic), source,
                                  {**common, "precision": "fp32"})  # fmt: skip
             variants.append(fp32_variant)
