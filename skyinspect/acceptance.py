@@ -6,7 +6,12 @@ Dagster flight job with the shipped default model (exactly what ``make demo`` an
 score its findings against the generator's registry of unique defects (``findings.score``, the code behind
 ``skyinspect score``). Prints one row per domain and the issue's targets beside them; ``--json`` prints one object.
 
-    python -m skyinspect.acceptance [--kind pv-thermal] [--images 120] [--json]
+``--seed-offset N`` renders the flights of seeds 2001+N, 2101+N, 2201+N instead, each under its own site and flight
+names (a fresh plant, no "previous inspection"): the checks' thresholds were set while looking at the usual seeds,
+so a seed nobody looked at tells how much of a number is tuning. ``--out DIR`` keeps each flight's findings.json
+and scores there (``DIR/{kind}-{seed}/``), for auditing findings one by one against ``truth/defects.json``.
+
+    python -m skyinspect.acceptance [--kind pv-thermal] [--images 120] [--seed-offset 1] [--out DIR] [--json]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,18 @@ TARGETS = {
 PV_ONLY = {"median_location_error_m", "module_id_accuracy"}
 
 
+def flight_for(kind: str, seed_offset: int = 0) -> DemoFlight:
+    """The acceptance flight of ``kind``, or the one ``seed_offset`` seeds further on, under its own site and
+    flight names (``acceptance-pv-rgb-2102`` / ``rgb-2102``)."""
+    spec = FLIGHTS[kind]
+    if seed_offset == 0:
+        return spec
+    seed = spec.seed + seed_offset
+    return replace(
+        spec, seed=seed, site=f"{spec.site}-{seed}", flight=f"{spec.flight.rsplit('-', 1)[0]}-{seed}"
+    )
+
+
 def meets(kind: str, key: str, value: float | None) -> bool | None:
     """Whether ``value`` meets the issue's target for ``key`` (``None``: no target applies or no value)."""
     if key not in TARGETS or value is None or (key in PV_ONLY and not kind.startswith("pv")):
@@ -52,9 +70,15 @@ def meets(kind: str, key: str, value: float | None) -> bool | None:
 
 
 def run_one(
-    spec: DemoFlight, images: int, work: Path, settings: Any, resources: dict[str, Any]
+    spec: DemoFlight,
+    images: int,
+    work: Path,
+    settings: Any,
+    resources: dict[str, Any],
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Render → ingest → Dagster flight job → score, for one flight → its row."""
+    """Render → ingest → Dagster flight job → score, for one flight → its row (``out``: also write the
+    findings.json, the scores and the render's folder name to ``out/{kind}-{seed}/``)."""
     from findings.api import import_layout
     from findings.score import score
     from ingest.api import ingest_flight
@@ -74,7 +98,13 @@ def run_one(
         result = run_flight(settings, spec.site, spec.flight, resources=resources, log_level="CRITICAL")
         if not result.success:
             raise RuntimeError(f"{spec.kind}: flight run failed: {result.failures[:1]}")
-        scores = score(store.get_json(findings_key(spec.site, spec.flight)), folder)
+        doc = store.get_json(findings_key(spec.site, spec.flight))
+        scores = score(doc, folder)
+    if out is not None:
+        keep = out / f"{spec.kind}-{spec.seed}"
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "findings.json").write_text(json.dumps(doc, indent=1, default=str), "utf-8")
+        (keep / "scores.json").write_text(json.dumps({"render": str(folder), **scores}, indent=1), "utf-8")
     row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "model": model.reason,
                            "detections": result.metadata.get("flight_detections", {}).get("detections"),
                            "seconds": round(time.perf_counter() - t0, 1), **scores}  # fmt: skip
@@ -90,10 +120,21 @@ def main(argv: list[str] | None = None) -> int:
         "--kind", action="append", choices=sorted(FLIGHTS), help="Only this kind (repeatable)."
     )
     parser.add_argument("--images", type=int, default=None, help="Frames per flight (default: per kind).")
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="Render the flights of seeds 2001+N / 2101+N / 2201+N, each under its own site (default 0).",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="Keep findings.json and scores per flight here."
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
     if args.images is not None and args.images < 1:
         parser.error("--images must be >= 1")
+    if not 0 <= args.seed_offset < 99:
+        parser.error("--seed-offset must be in [0, 98] (2001+N must stay below the next kind's seeds)")
 
     from pipelines.cli import ensure_store
     from pipelines.definitions import resources_for
@@ -107,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     resources = resources_for(SettingsResource.from_settings(settings))
     rows = [
         run_one(
-            FLIGHTS[k],
+            flight_for(k, args.seed_offset),
             args.images or FLIGHTS[k].images,
             settings.data_dir / "acceptance",
             settings,
             resources,
+            args.out,
         )
         for k in args.kind or list(FLIGHTS)
     ]
@@ -119,14 +161,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"flights": rows}, indent=2, default=str))
         return 0
     keys = list(TARGETS)
-    print("| kind | images | detections | " + " | ".join(keys) + " |", file=sys.stdout)
-    print("|---" * (3 + len(keys)) + "|")
+    print("| kind | seed | images | detections | " + " | ".join(keys) + " |", file=sys.stdout)
+    print("|---" * (4 + len(keys)) + "|")
     for row in rows:
         cells = []
         for k in keys:
             v, ok = row.get(k), row["meets"].get(k)
             cells.append("n/a" if v is None else f"{v:.3f}" + ("" if ok is None else (" ✓" if ok else " ✗")))
-        print(f"| {row['kind']} | {row['images']} | {row['detections']} | " + " | ".join(cells) + " |")
+        print(
+            f"| {row['kind']} | {row['seed']} | {row['images']} | {row['detections']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return 0
 
 

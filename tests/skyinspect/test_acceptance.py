@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detection.default_models import PROFILES
-from skyinspect.acceptance import FLIGHTS, meets
+from skyinspect.acceptance import FLIGHTS, flight_for, meets
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,15 @@ def test_acceptance_flights_were_never_trained_on() -> None:
         p = PROFILES[kind]
         assert spec.kind == kind and spec.seed >= 2000
         assert spec.seed not in {*p.train_seeds, p.val_seed, p.heldout_seed}
+
+
+@pytest.mark.parametrize("offset", [1, 2, 5])
+def test_other_seeds_are_fresh_sites_never_trained_on(offset: int) -> None:
+    specs = {k: flight_for(k, offset) for k in FLIGHTS}
+    for kind, spec in specs.items():
+        p = PROFILES[kind]
+        assert spec.kind == kind and spec.seed == FLIGHTS[kind].seed + offset
+        assert spec.seed not in {*p.train_seeds, p.val_seed, p.heldout_seed}
+        assert spec.site != FLIGHTS[kind].site and str(spec.seed) in spec.site and str(spec.seed) in spec.flight
+    assert len({s.site for s in specs.values()}) == len(specs)
+    assert all(flight_for(k, 0) == FLIGHTS[k] for k in FLIGHTS)
