@@ -13,7 +13,9 @@ Steps (each finding keeps its reasons in words):
    ground effect of a 0.5° attitude error at the flying height); PV observations on two different modules of
    the layout are never merged, ``string_offline`` observations are merged per string (also two boxes of one
    frame; a box's string is the one whose module centres lie deepest inside its ground footprint). Wind: per turbine,
-   blade, side and class, by distance in the blade plane. Unlocated observations are not merged.
+   blade, side and class, by distance in the blade plane; two boxes of one frame merge when at least half of one
+   lies inside the other (the detector boxed one defect in pieces, :data:`findings.checks.SAME_SPOT_IOS`). Unlocated observations
+   are not merged.
 3. **Assets** — the finding's location (quality-weighted mean of its un-clipped observations) is assigned to
    the module polygon containing it, else the nearest within ``0.5 m + 2 σ``, else ``off-layout`` with the
    reason; string offline → the string (module_id = the middle module of the string).
@@ -44,9 +46,10 @@ from typing import Any
 
 import numpy as np
 
+from detection.boxes import box_ios
 from detection.taxonomy import TAXONOMY_VERSION, DefectClass, Domain, TaxonomyError, by_id, by_name, domain
 from findings import grading
-from findings.checks import SPOT_CLASSES, SPOT_MIN_K, check_findings, spot_class
+from findings.checks import SAME_SPOT_IOS, SPOT_CLASSES, SPOT_MIN_K, check_findings, spot_class
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
 from findings.thermal import (
@@ -430,11 +433,21 @@ def _threshold(a: Observation, cls: DefectClass) -> float:
     return 0.5 * cls.size_m[1] + 2.0 * a.sigma_m
 
 
+def _piece_of(o: Observation, members: list[Observation]) -> bool:
+    """Whether ``o``'s box covers the same spot (:data:`SAME_SPOT_IOS`) as a box of its frame among ``members``:
+    a wind defect the detector boxed in pieces (a crack as a long box and shorter ones inside it), which the
+    slicer's tile merge does not join when the boxes come from one tile."""
+    same = [m.xyxy for m in members if m.image == o.image]
+    return bool(same) and bool(box_ios(np.array([o.xyxy]), np.array(same)).max() >= SAME_SPOT_IOS)
+
+
 def _match(dom: Domain, o: Observation, c: dict[str, Any]) -> float | None:
     """The distance of observation ``o`` to cluster ``c``'s seed when ``o`` may join ``c``, else None."""
     seed: Observation = c["seed"]
     same_string = o.cls.name == "string_offline" and o.string_id is not None and o.string_id == seed.string_id
-    if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string):
+    if seed.cls.name != o.cls.name:
+        return None
+    if o.image in c["images"] and not same_string and not (dom == Domain.WIND and _piece_of(o, c["members"])):
         return None
     if dom == Domain.WIND:
         wa, wb = seed.wind or {}, o.wind or {}

@@ -18,6 +18,7 @@ import pytest
 from bench.bench_findings import many_detections
 from detection.taxonomy import Domain
 from findings import build as B
+from findings.checks import SAME_SPOT_IOS
 from findings.layout import (
     SiteLayout,
     distance_to_ring,
@@ -51,6 +52,12 @@ def ref_modules_in_polygon(lay: SiteLayout, poly: np.ndarray) -> list[int]:
     return [i for i in lay.candidates(c[0], c[1], radius) if point_in_polygon(*lay.modules[i].centre, poly)]
 
 
+def _ios(a: list[float], b: list[float]) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / smaller if smaller > 0 else 0.0
+
+
 def ref_cluster(dom: Domain, obs: list[B.Observation]) -> list[list[B.Observation]]:
     clusters: list[dict[str, Any]] = []
     out_unlocated: list[list[B.Observation]] = []
@@ -64,7 +71,10 @@ def ref_cluster(dom: Domain, obs: list[B.Observation]) -> list[list[B.Observatio
             same_string = (
                 o.cls.name == "string_offline" and o.string_id is not None and o.string_id == seed.string_id
             )
-            if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string):
+            piece = dom == Domain.WIND and any(
+                m.image == o.image and _ios(m.xyxy, o.xyxy) >= SAME_SPOT_IOS for m in c["members"]
+            )
+            if seed.cls.name != o.cls.name or (o.image in c["images"] and not same_string and not piece):
                 continue
             if dom == Domain.WIND:
                 wa, wb = seed.wind or {}, o.wind or {}
