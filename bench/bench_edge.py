@@ -3,8 +3,9 @@
 Same model (YOLO11n, 640×640, untrained but calibrated — see ``bench.bench_inference``), same images, one run.
 
 1. **Full pipeline, decode → detections**, from JPEG files on disk, whole passes over the files (rounds rotated):
-   - ``edge``: what ``skyinspect-edge run`` does — a reader thread reads + decodes
-     (:func:`detection.images.decode_image`) and pre-processes each frame (:meth:`jetson.pipeline.Pipeline.prepare`)
+   - ``edge``: what ``skyinspect-edge run`` does — a reader thread reads + decodes (:meth:`jetson.pipeline.
+     Pipeline.decode`: a JPEG detected whole is decoded at the scale the model needs, here 1/2 of 1920×1080 for a
+     640 input; ultralytics decodes it whole) and pre-processes each frame (:meth:`jetson.pipeline.Pipeline.prepare`)
      while the model thread detects (:func:`detection.prefetch.background`), on the Detector opened by
      :func:`jetson.engine.open_detector` with the default edge config (backend ``auto``: onnxruntime on CPU; formerly OpenVINO on an x86 CPU
      where it is installed); ``edge-onnxruntime``: the same with ``backend: onnxruntime`` (the CPU provider);
@@ -80,7 +81,6 @@ def _pipeline_compare(
 ) -> list[dict]:
     from ultralytics import YOLO
 
-    from detection.images import decode_image
     from detection.prefetch import background
     from jetson.config import parse_edge_config
     from jetson.engine import FrameRunner, file_sha256, open_detector
@@ -98,12 +98,11 @@ def _pipeline_compare(
     }
     counter = iter(range(10**9))
 
-    def frames_of(paths: list[Path]) -> Any:
+    def frames_of(paths: list[Path], pipe: Pipeline) -> Any:
         def produce(stop: Any) -> Any:  # what the folder source does: read + decode, in the reader thread
             for path in paths:
-                yield Frame(
-                    f"bench-{next(counter)}", 0, "image", str(path), decode_image(path.read_bytes(), path)
-                )
+                image, full = pipe.decode(path.read_bytes(), path)
+                yield Frame(f"bench-{next(counter)}", 0, "image", str(path), image, full_shape=full)
 
         return produce
 
@@ -121,7 +120,7 @@ def _pipeline_compare(
 
         def run(paths: list[Path]) -> list[int]:
             out = []
-            for frame, prepared in background(frames_of(paths), prepare=pipe.prepare, maxsize=4):
+            for frame, prepared in background(frames_of(paths, pipe), prepare=pipe.prepare, maxsize=4):
                 dets = (
                     pipe.runner.detector.predict_prepared([prepared])[0]
                     if prepared is not None
@@ -137,7 +136,9 @@ def _pipeline_compare(
 
         got: list[int] = []
         pipelines["edge"].run(
-            frames_of(paths), threading.Event(), on_result=lambda r: got.append(len(r["detections"]))
+            frames_of(paths, pipelines["edge"]),
+            threading.Event(),
+            on_result=lambda r: got.append(len(r["detections"])),
         )
         return got
 
@@ -149,7 +150,9 @@ def _pipeline_compare(
         "edge-onnxruntime": edge_pass("edge-onnxruntime"),
         "ultralytics-torch": lambda ps: [len(yolo.predict(str(p), rect=False, **kw)[0].boxes) for p in ps],
         "ultralytics-onnx": lambda ps: [len(ultra_own.predict(str(p), **kw)[0].boxes) for p in ps],
-        "ultralytics-onnx (skyinspect's file)": lambda ps: [len(ultra_ours.predict(str(p), **kw)[0].boxes) for p in ps],
+        "ultralytics-onnx (skyinspect's file)": lambda ps: [
+            len(ultra_ours.predict(str(p), **kw)[0].boxes) for p in ps
+        ],
         "edge-durable": durable,
     }
     for fn in methods.values():  # warm-up: sessions, predictor set-up, torch fusing

@@ -103,9 +103,15 @@ class _Loaded:
     index: int
     record: dict[str, Any]
     image: np.ndarray | None
+    """The decoded pixels: a reduced decode (``Detector.decode_frame``) for a JPEG detected whole."""
     error: str | None
     prepared: PreparedImage | None = None
     """The model's input, made in the pool for frames detected whole (``None``: sliced, or unreadable)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The frame's full (h, w), whatever scale it was decoded at."""
+        return int(self.record["height"]), int(self.record["width"])
 
 
 def _file_sha256(path: str | Path) -> str | None:
@@ -139,6 +145,16 @@ def _base_detector(runner: Detector | SlicedDetector) -> Detector:
     raise FlightDetectionError(f"detector must be a Detector or SlicedDetector, got {type(runner).__name__}")
 
 
+def _to_full(dets: Detections, loaded: _Loaded) -> Detections:
+    """Detections on a reduced decode of ``loaded`` → the full frame's pixels (unchanged when it was not reduced)."""
+    h, w = loaded.image.shape[:2]  # type: ignore[union-attr]
+    fh, fw = loaded.shape
+    if (h, w) == (fh, fw):
+        return dets
+    xyxy = dets.xyxy * np.array([fw / w, fh / h, fw / w, fh / h], np.float32)
+    return Detections(xyxy, dets.confidence, dets.class_id, dets.data)
+
+
 def _needs_slicing(shape: tuple[int, ...], tile_hw: tuple[int, int], factor: float) -> bool:
     """True when an (h, w[, c]) frame is more than ``factor`` × the slicing tile along either side."""
     return shape[0] > factor * tile_hw[0] or shape[1] > factor * tile_hw[1]
@@ -158,9 +174,11 @@ def _load(
     store: ObjectStore,
     index: int,
     image: dict[str, Any],
-    prepare: Callable[[np.ndarray], PreparedImage | None] | None = None,
+    prepare: Callable[[np.ndarray, tuple[int, int] | None], PreparedImage | None] | None = None,
+    decode: Callable[[bytes, str], tuple[np.ndarray, tuple[int, int] | None]] | None = None,
 ) -> _Loaded:
-    """Download, decode and (``prepare``) pre-process one manifest image (runs in the pool)."""
+    """Download, decode (``decode``: pixels + full shape when reduced) and (``prepare``) pre-process one manifest
+    image (runs in the pool)."""
     key = image["key"]
     rel = image.get("path") or keys.relative_path_of(key, key.rsplit("/images/", 1)[0] + "/images/")
     base = {
@@ -174,14 +192,14 @@ def _load(
     except ObjectNotFound:
         return _Loaded(index, base, None, f"missing object: {store.url(key)} does not exist")
     try:
-        pixels = decode_image(data, key)
+        pixels, full = decode(data, key) if decode is not None else (decode_image(data, key), None)
     except ImageReadError as exc:
         return _Loaded(index, base, None, f"unreadable image: {exc.reason}")
-    base["height"], base["width"] = int(pixels.shape[0]), int(pixels.shape[1])
+    base["height"], base["width"] = full if full is not None else (int(pixels.shape[0]), int(pixels.shape[1]))
     prepared = None
     if prepare is not None:
         try:
-            prepared = prepare(pixels)
+            prepared = prepare(pixels, full)
         except ValueError:  # e.g. a 16-bit frame for an RGB model: the model step reports it
             prepared = None
     return _Loaded(index, base, pixels, None, prepared)
@@ -192,11 +210,16 @@ def _prefetch(
     images: list[tuple[int, dict[str, Any]]],
     workers: int,
     window: int,
-    prepare: Callable[[np.ndarray], PreparedImage | None] | None = None,
+    prepare: Callable[[np.ndarray, tuple[int, int] | None], PreparedImage | None] | None = None,
+    decode: Callable[[bytes, str], tuple[np.ndarray, tuple[int, int] | None]] | None = None,
 ) -> Iterator[_Loaded]:
     """Yield loaded images in order, keeping at most ``window`` downloads in flight (the bounded queue)."""
     return prefetch_map(
-        lambda item: _load(store, item[0], item[1], prepare), images, workers, window, name="detect-fetch"
+        lambda item: _load(store, item[0], item[1], prepare, decode),
+        images,
+        workers,
+        window,
+        name="detect-fetch",
     )
 
 
@@ -277,6 +300,7 @@ def detect_flight(
         "slice": "always" if always_slice else f">{slice_factor}x",
         "tile": list(sliced.tile),
         "overlap": sliced.overlap,
+        "decode": "jpeg-reduced",  # whole-frame JPEGs decoded at 1/2–1/8 scale (Detector.decode_frame)
     }
     tag = _run_tag(manifest, info, settings)
     parts_prefix = f"{keys.detections_parts_prefix(site, flight)}{tag}/"
@@ -312,24 +336,33 @@ def detect_flight(
             if all(b.prepared is not None for b in batch):
                 found = base.predict_prepared([b.prepared for b in batch])  # type: ignore[misc]
             else:
-                found = base.predict_batch([b.image for b in batch])  # type: ignore[misc]
+                plain = base.predict_batch([b.image for b in batch])  # type: ignore[misc]
+                found = [_to_full(d, b) for d, b in zip(plain, batch, strict=True)]
             stats.inference_s += time.perf_counter() - t
             for loaded, dets in zip(batch, found, strict=True):
                 part_records[loaded.index] = _record(loaded, dets, names, info)
             bar.update(len(batch))
             batch.clear()
 
-        def prepare(pixels: np.ndarray) -> PreparedImage | None:
-            if always_slice or _needs_slicing(pixels.shape, sliced.tile, slice_factor):
-                return None
-            return base.prepare_one(pixels)
+        def whole(shape: tuple[int, int]) -> bool:
+            return not (always_slice or _needs_slicing(shape, sliced.tile, slice_factor))
 
-        for loaded in _prefetch(store, chunk, workers, window=workers + batch_size, prepare=prepare):
+        def decode(data: bytes, key: str) -> tuple[np.ndarray, tuple[int, int] | None]:
+            return base.decode_frame(data, key, whole)
+
+        def prepare(pixels: np.ndarray, full: tuple[int, int] | None) -> PreparedImage | None:
+            if not whole(full or pixels.shape[:2]):
+                return None
+            return base.prepare_one(pixels, full)
+
+        for loaded in _prefetch(
+            store, chunk, workers, window=workers + batch_size, prepare=prepare, decode=decode
+        ):
             if loaded.image is None:
                 part_records[loaded.index] = _record(loaded, None, names, info)
                 bar.update(1)
                 continue
-            if always_slice or _needs_slicing(loaded.image.shape, sliced.tile, slice_factor):
+            if not whole(loaded.shape):
                 t = time.perf_counter()
                 dets = sliced.predict(loaded.image)
                 stats.inference_s += time.perf_counter() - t

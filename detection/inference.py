@@ -10,8 +10,8 @@ Used as it is by the cloud pipeline and the on-site runtime; imports no torch, u
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,17 @@ import numpy as np
 
 from detection.backends import Backend, open_backend
 from detection.detections import Detections
+from detection.images import decode_image, decode_reduction, jpeg_header
 from detection.model_meta import ModelMeta
 from detection.postprocess import decode
-from detection.preprocess import LetterboxInfo, letterbox, to_model_image, to_tensor, unletterbox_boxes
+from detection.preprocess import (
+    LetterboxInfo,
+    letterbox,
+    letterbox_params,
+    to_model_image,
+    to_tensor,
+    unletterbox_boxes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,10 +182,46 @@ class Detector:
             infos.append(info)
         return to_tensor(buf), infos
 
-    def prepare_one(self, image: np.ndarray) -> PreparedImage:
-        """One image → :class:`PreparedImage`: the pre-processing of :meth:`predict`, to run ahead in a thread."""
+    def prepare_one(self, image: np.ndarray, full_shape: tuple[int, int] | None = None) -> PreparedImage:
+        """One image → :class:`PreparedImage`: the pre-processing of :meth:`predict`, to run ahead in a thread.
+
+        ``full_shape``: the (h, w) of the frame when ``image`` is a reduced decode of it
+        (:meth:`decode_reduction`); boxes then map back to the full frame's pixels.
+        """
         batch, infos = self.prepare([image])
-        return PreparedImage(batch[0], infos[0])
+        info = infos[0]
+        if full_shape is not None and tuple(full_shape) != info.orig_shape:
+            h, w = int(full_shape[0]), int(full_shape[1])
+            rh, rw = info.resized_shape
+            info = replace(info, orig_shape=(h, w), ratio=min(rh / h, rw / w))
+        return PreparedImage(batch[0], info)
+
+    def decode_frame(
+        self,
+        data: bytes,
+        source: str | Path = "<bytes>",
+        whole: Callable[[tuple[int, int]], bool] | None = None,
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Decode a frame's bytes for this model → (pixels, full (h, w) when the pixels are a reduced decode, else
+        ``None``). A JPEG that will be detected whole (``whole(shape)``, default: always) is decoded at the scale
+        :meth:`decode_reduction` picks; anything else at full size. Pass ``full_shape`` on to :meth:`prepare_one`.
+
+        Raises:
+            detection.images.ImageReadError: empty or undecodable data.
+        """
+        header = jpeg_header(data)
+        if header is not None:
+            shape = (header[0], header[1])
+            f = self.decode_reduction(shape) if whole is None or whole(shape) else 1
+            if f > 1:
+                return decode_image(data, source, reduce=f), shape
+        return decode_image(data, source), None
+
+    def decode_reduction(self, shape: tuple[int, int]) -> int:
+        """The JPEG decode scale divisor (1, 2, 4, 8) for a whole frame of ``shape`` (h, w) on this model: the
+        largest that still leaves at least the pixels the letterbox resizes the frame to (1 when it would upscale)."""
+        resized = letterbox_params(shape, self.input_hw, self.meta.stride).resized_shape
+        return decode_reduction(shape, resized)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """(B, 3, h, w) float32 → raw output (B, …) from the backend."""

@@ -82,11 +82,16 @@ def measure(fn: Callable[[bytes], object], inputs: Sequence[bytes], n: int, warm
 
 
 def bench_runner(
-    runner: Callable[[np.ndarray], object], images: Sequence[bytes], n: int, warmup: int = 2
+    runner: Callable[[np.ndarray], object],
+    images: Sequence[bytes],
+    n: int,
+    warmup: int = 2,
+    decode_detect: Callable[[bytes], object] | None = None,
 ) -> list[Timing]:
-    """Full path (decode + detect) and model path (detect on decoded frames), ``n`` frames each."""
+    """Full path (decode + detect: ``decode_detect``, default a full decode then ``runner``) and model path
+    (``runner`` on frames decoded beforehand at full size), ``n`` frames each."""
     decoded = [decode_image(b) for b in images]
     index = {id(b): i for i, b in enumerate(images)}
-    full = measure(lambda b: runner(decode_image(b)), images, n, warmup)
+    full = measure(decode_detect or (lambda b: runner(decode_image(b))), images, n, warmup)
     model = measure(lambda b: runner(decoded[index[id(b)]]), images, n, warmup)
     return [Timing("decode+detect", full), Timing("detect", model)]

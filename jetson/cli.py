@@ -236,7 +236,7 @@ def run(
     else:
 
         def frames(stop: threading.Event) -> Any:
-            return iter_folder(src_path, cfg.source, outbox, stop, once=once)
+            return iter_folder(src_path, cfg.source, outbox, stop, once=once, decode=pipeline.decode)
 
     stop, sync_stop = threading.Event(), threading.Event()
     _install_signal_handlers(stop, sync_stop)
@@ -435,7 +435,7 @@ def bench(model: str, images: Path | None, n: int, warmup: int, as_json: bool) -
         data = load_images(images, n)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from exc
-    timings = bench_runner(lambda img: runner(img)[0], data, n, warmup)
+    timings = bench_runner(lambda img: runner(img)[0], data, n, warmup, decode_detect=runner.detect_encoded)
     doc = {"model": info.path, "providers": detector.backend.providers, "rows": [t.row() for t in timings]}
     if as_json:
         click.echo(json.dumps(doc, indent=1))

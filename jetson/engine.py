@@ -142,6 +142,18 @@ class FrameRunner:
             return False
         return int(shape[0]) * int(shape[1]) > self.min_pixels
 
+    def detect_encoded(self, data: bytes, source: str | Path = "<bytes>") -> tuple[Detections, bool]:
+        """Image bytes → (Detections in the frame's pixels, whether it was sliced), decoding as the folder source
+        does (:meth:`jetson.pipeline.Pipeline.decode`: a JPEG detected whole at the scale the model needs).
+
+        Raises:
+            detection.images.ImageReadError: undecodable bytes.
+        """
+        image, full = self.detector.decode_frame(data, source, lambda s: not self.use_slicing(s))
+        if full is not None:
+            return self.detector.predict_prepared([self.detector.prepare_one(image, full)])[0], False
+        return self(image)
+
     def __call__(self, frame: np.ndarray) -> tuple[Detections, bool]:
         """(H, W[, 3]) frame → (Detections in frame pixels, whether it was sliced)."""
         if self.use_slicing(frame.shape):

@@ -241,12 +241,18 @@ class Pipeline:
 
         A frame the model cannot take is passed on unprepared; :meth:`process` then reports why.
         """
-        if frame.image is None or self.runner.use_slicing(frame.image.shape):
+        if frame.image is None or self.runner.use_slicing(frame.shape):
             return frame, None
         try:
-            return frame, self.runner.detector.prepare_one(frame.image)
+            return frame, self.runner.detector.prepare_one(frame.image, frame.full_shape)
         except ValueError:
             return frame, None
+
+    def decode(self, data: bytes, path: Path) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The folder source's decoder (:data:`jetson.sources.Decoder`): a JPEG this runner detects whole is
+        decoded at the scale the model needs (:meth:`detection.inference.Detector.decode_frame`), as the cloud
+        pipeline does; sliced frames and other formats at full size."""
+        return self.runner.detector.decode_frame(data, path, lambda s: not self.runner.use_slicing(s))
 
     def process(self, frame: Frame, prepared: PreparedImage | None = None) -> dict[str, Any]:
         """Detect in one frame, store the result (one transaction), export it; returns the payload.
@@ -282,6 +288,8 @@ class Pipeline:
         else:
             t0 = time.perf_counter()
             try:
+                if prepared is None and frame.full_shape is not None:  # reduced decode: prepare maps back
+                    prepared = self.runner.detector.prepare_one(frame.image, frame.full_shape)
                 if prepared is not None:
                     dets, sliced = self.runner.detector.predict_prepared([prepared])[0], False
                 else:
@@ -298,14 +306,14 @@ class Pipeline:
                 self.stats.detections += len(dets)
                 payload.update(
                     status="ok",
-                    height=int(frame.image.shape[0]),
-                    width=int(frame.image.shape[1]),
+                    height=frame.shape[0],
+                    width=frame.shape[1],
                     sliced=sliced,
                     inference_ms=round(ms, 1),
                     detections=dets.to_records(self.names),
                 )
                 if self.cfg.output.thumbnails:
-                    thumb = self._thumbnail_view(frame.image, dets)
+                    thumb = self._thumbnail_view(frame.image, dets, frame.shape[1])
         spool = self._spool_bytes(frame) if self.cfg.sync.upload_images and frame.image is not None else None
         return Detected(replace(frame, image=None), payload, thumb, spool)
 
@@ -346,10 +354,11 @@ class Pipeline:
             self.outbox.mark_exported([rid])
         return payload
 
-    def _thumbnail_view(self, image: np.ndarray, dets: Any) -> tuple[np.ndarray, Any]:
+    def _thumbnail_view(self, image: np.ndarray, dets: Any, frame_w: int) -> tuple[np.ndarray, Any]:
+        """The thumbnail-sized model view of ``image`` and the detections (in a ``frame_w`` wide frame) on it."""
         view = self.runner.detector.model_image(image)
         small = thumbnail(view, self.cfg.output.thumbnail_px)
-        scale = small.shape[1] / view.shape[1]
+        scale = small.shape[1] / frame_w
         return small, type(dets)(dets.xyxy * scale, dets.confidence, dets.class_id)
 
     def _thumbnail_jpeg(self, small: np.ndarray, scaled: Any) -> bytes | None:

@@ -61,6 +61,22 @@ class Frame:
     error: str | None = None
     data: bytes | None = field(default=None, repr=False)
     suffix: str = ".jpg"
+    full_shape: tuple[int, int] | None = None
+    """The frame's (h, w) when ``image`` is a reduced decode of it (:data:`Decoder`), else ``None``."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The frame's full (h, w), whatever scale ``image`` was decoded at (needs ``image``)."""
+        if self.full_shape is not None:
+            return self.full_shape
+        if self.image is None:
+            raise ValueError(f"{self.origin}: an unreadable frame has no shape")
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+Decoder = Callable[[bytes, Path], tuple[np.ndarray, "tuple[int, int] | None"]]
+"""Image bytes → (pixels, the full (h, w) when the pixels are a reduced decode): the on-site pipeline's
+:meth:`jetson.pipeline.Pipeline.decode` (JPEGs detected whole decode at the scale the model needs)."""
 
 
 def is_stream(source: str) -> bool:
@@ -136,8 +152,11 @@ class FolderWatcher:
         self._seen.pop(path, None)
 
 
-def read_image_frame(path: Path, size: int, mtime_ns: int, outbox: Outbox) -> Frame | None:
-    """Read and decode one image file → a :class:`Frame` (error frame when undecodable); None if already done."""
+def read_image_frame(
+    path: Path, size: int, mtime_ns: int, outbox: Outbox, decode: Decoder | None = None
+) -> Frame | None:
+    """Read and decode (``decode``, default full size) one image file → a :class:`Frame` (error frame when
+    undecodable); None if already done."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -154,24 +173,28 @@ def read_image_frame(path: Path, size: int, mtime_ns: int, outbox: Outbox) -> Fr
         outbox.finish_source(alias)
         return None
     try:
-        image = decode_image(data, path)
+        image, full = decode(data, path) if decode is not None else (decode_image(data, path), None)
     except ImageReadError as exc:
         return Frame(sid, 0, "image", str(path), None, error=str(exc), data=data, suffix=path.suffix.lower())
-    return Frame(
-        sid, 0, "image", str(path), image, timestamp_s=mtime_ns / 1e9, data=data, suffix=path.suffix.lower()
-    )
+    return Frame(sid, 0, "image", str(path), image, timestamp_s=mtime_ns / 1e9, data=data,
+                 suffix=path.suffix.lower(), full_shape=full)  # fmt: skip
 
 
 def iter_folder(
-    root: Path, cfg: SourceConfig, outbox: Outbox, stop: threading.Event, once: bool = False
+    root: Path,
+    cfg: SourceConfig,
+    outbox: Outbox,
+    stop: threading.Event,
+    once: bool = False,
+    decode: Decoder | None = None,
 ) -> Iterator[Frame]:
     """Frames of new images under ``root`` until ``stop`` is set (``once``: until nothing is left to settle).
 
-    A single image file as ``root`` yields that one frame.
+    A single image file as ``root`` yields that one frame. ``decode``: see :func:`read_image_frame`.
     """
     if root.is_file():
         st = root.stat()
-        frame = read_image_frame(root, st.st_size, st.st_mtime_ns, outbox)
+        frame = read_image_frame(root, st.st_size, st.st_mtime_ns, outbox, decode)
         if frame is not None:
             yield frame
         return
@@ -186,7 +209,7 @@ def iter_folder(
                 return
             watcher.forget(path)
             handed.add((str(path), size, mtime_ns))
-            frame = read_image_frame(path, size, mtime_ns, outbox)
+            frame = read_image_frame(path, size, mtime_ns, outbox, decode)
             if frame is not None:
                 yield frame
         if once and not ready and not settling:

@@ -69,7 +69,10 @@ def test_records_match_the_detector_and_the_format(ingested, detector: Detector,
         assert rec["error"] is None and rec["relative_path"] == im["path"]
         assert (rec["width"], rec["height"]) == (640, 480)
         assert rec["model"] == {"domain": "wind-rgb", "version": None, "sha256": sha}
-        expected = detector.predict(decode_image(store.get_bytes(im["key"])))
+        # whole JPEG frames decode at the scale the model needs (640×480 → 1/2 for a 320 input), boxes mapped back
+        pixels, full = detector.decode_frame(store.get_bytes(im["key"]))
+        assert full == (480, 640) and pixels.shape[:2] == (240, 320)
+        expected = detector.predict_prepared([detector.prepare_one(pixels, full)])[0]
         got = np.array([d["xyxy"] for d in rec["detections"]], dtype=np.float32).reshape(-1, 4)
         np.testing.assert_allclose(got, np.round(expected.xyxy, 2), atol=0.011)
         assert [d["class_name"] for d in rec["detections"]] == [
@@ -92,9 +95,12 @@ def test_frames_much_larger_than_the_input_are_sliced(ingested, detector, runner
     records = detect_flight(store, SITE, FLIGHT, given, batch_size=2, workers=2, slice_factor=factor,
                             progress=False, stats=stats)  # fmt: skip
     assert stats.sliced_images == sliced
-    oracle = SlicedDetector(detector, batch_size=2) if sliced else detector
-    last = decode_image(store.get_bytes(records[-1]["image_key"]))
-    expected = oracle.predict(last)
+    data = store.get_bytes(records[-1]["image_key"])
+    if sliced:  # sliced frames decode at full size
+        expected = SlicedDetector(detector, batch_size=2).predict(decode_image(data))
+    else:  # whole ones at the scale the model needs
+        pixels, full = detector.decode_frame(data)
+        expected = detector.predict_prepared([detector.prepare_one(pixels, full)])[0]
     got = np.array([d["xyxy"] for d in records[-1]["detections"]], dtype=np.float32).reshape(-1, 4)
     np.testing.assert_allclose(got, np.round(expected.xyxy, 2), atol=0.011)
 

@@ -202,3 +202,24 @@ def test_network_guard_used_by_the_model_fixtures_refuses_outside_connections() 
     with no_network() as attempts, pytest.raises(NetworkAttempted):
         socket.create_connection(("192.0.2.1", 443), timeout=1)  # TEST-NET-1: never routable
     assert attempts == ["('192.0.2.1', 443)"]
+
+
+@pytest.mark.parametrize("full", [(1080, 1920), (3000, 4000), (481, 641)])
+def test_a_reduced_decode_maps_boxes_to_the_full_frame(detector: Detector, full: tuple[int, int]) -> None:
+    """prepare_one(reduced, full_shape): the model input is the reduced frame's letterbox, and boxes come back in
+    the full frame's pixels — exactly the full letterbox's mapping when the resized sizes agree."""
+    from detection.images import decode_reduction
+    from detection.preprocess import letterbox_params, unletterbox_boxes
+
+    factor = detector.decode_reduction(full)
+    needed = letterbox_params(full, detector.input_hw).resized_shape
+    assert factor == decode_reduction(full, needed) > 1
+    small = np.zeros((-(-full[0] // factor), -(-full[1] // factor), 3), np.uint8)
+    prepared = detector.prepare_one(small, full)
+    assert prepared.info.orig_shape == full and prepared.tensor.shape[1:] == detector.input_hw
+    boxes = np.array([[10, 20, 100, 200], [0, 0, detector.input_hw[1], detector.input_hw[0]]], np.float32)
+    on_full = unletterbox_boxes(boxes, letterbox_params(full, detector.input_hw), clip=False)
+    if prepared.info.resized_shape == needed:
+        np.testing.assert_allclose(unletterbox_boxes(boxes, prepared.info, clip=False), on_full, rtol=1e-5)
+    back = unletterbox_boxes(boxes, prepared.info)
+    assert back[1].tolist() == [0, 0, full[1], full[0]]  # the whole input is the whole frame

@@ -80,18 +80,27 @@ def test_edge_detections_equal_the_cloud_detector(
     assert sorted(edge) == [p.name for p in images]
 
     cloud = Detector.from_onnx(tiny_onnx, conf=conf)  # the cloud path: the core, used directly
-    runner = SlicedDetector(cloud, tile=64, overlap=0.25) if tiling["mode"] == "always" else cloud
+    sliced = tiling["mode"] == "always"
+    runner = SlicedDetector(cloud, tile=64, overlap=0.25) if sliced else cloud
     total = 0
     for p in images:
-        expected = runner.predict(read_image(p)).to_records(cloud.names)
+        # detect_flight's steps: a JPEG detected whole is decoded at the scale the model needs, boxes mapped back
+        image, full = cloud.decode_frame(p.read_bytes(), p, whole=lambda s: not sliced)
+        assert (full is not None) is not sliced and (full or image.shape[:2]) == hw
+        if full is not None:
+            expected = cloud.predict_prepared([cloud.prepare_one(image, full)])[0].to_records(cloud.names)
+        else:
+            expected = runner.predict(image).to_records(cloud.names)
         got = edge[p.name]
-        assert got["status"] == "ok" and got["sliced"] is (tiling["mode"] == "always")
+        assert got["status"] == "ok" and got["sliced"] is sliced
+        assert (got["height"], got["width"]) == hw  # the frame's size, not the decoded one
         assert [{k: v for k, v in d.items() if k != "tile"} for d in got["detections"]] == [
             {k: v for k, v in d.items() if k != "tile"} for d in expected
         ]
         total += len(expected)
         thumb = out / "thumbnails" / f"{got['result_id']}.jpg"
-        assert cv2.imread(str(thumb)).shape[:2] == hw  # smaller than thumbnail_px: kept at frame size
+        # smaller than thumbnail_px: kept at the decoded size
+        assert cv2.imread(str(thumb)).shape[:2] == image.shape[:2]
     assert total > 0
 
 
@@ -327,7 +336,9 @@ def test_writer_thread_stores_detected_frames_in_order_and_hands_back_its_error(
         assert box.counts()["results"] == stored
         jsonl = tmp_path / "out" / JSONL_NAME
         assert ([r["frame"] for r in read_jsonl(jsonl)] if jsonl.exists() else []) == list(range(stored))
-        files = 6 if fail_at is None else fail_at + 1  # the failed frame's files (named by result id) are rewritten
+        files = (
+            6 if fail_at is None else fail_at + 1
+        )  # the failed frame's files (named by result id) are rewritten
         assert len(list((tmp_path / "out" / "thumbnails").glob("*.jpg"))) == files
         assert len(list((tmp_path / "spool").glob("*.jpg"))) == files
 
