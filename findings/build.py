@@ -23,8 +23,10 @@ Steps (each finding keeps its reasons in words):
 5. **Physical checks** (:mod:`findings.checks`): a ``missing_module`` where the layout has no module slot, or a
    thermal area pattern (module/string offline, bypass diode) whose area the radiometry shows no warmer than the
    normal modules, or a PV finding detected in at most one of the four or more frames that showed it whole
-   (``multi-view``), is *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the
-   findings, counts, warnings and trend.
+   (``multi-view``); wind: a leading-edge erosion on the trailing edge, a box centred on the blade's end, a
+   row of identical parts along the span (vortex generators, measured in the best frame when ``image_reader`` is
+   given), or the less confident of two classes on one spot — is *suppressed*: moved to the document's
+   ``suppressed`` list with the reason, out of the findings, counts, warnings and trend.
 6. The trend against a previous inspection (:mod:`findings.trend`).
 
 The quality of an observation is ``confidence × sqrt(box area / frame area) × (0.3 if clipped by the frame
@@ -44,12 +46,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import cv2
 import numpy as np
 
 from detection.boxes import box_ios
 from detection.taxonomy import TAXONOMY_VERSION, DefectClass, Domain, TaxonomyError, by_id, by_name, domain
 from findings import grading
-from findings.checks import SAME_SPOT_IOS, SPOT_CLASSES, SPOT_MIN_K, check_findings, spot_class
+from findings.checks import (
+    NOT_PERIODIC,
+    SAME_SPOT_IOS,
+    SPOT_CLASSES,
+    SPOT_MIN_K,
+    check_findings,
+    span_periodicity,
+    spot_class,
+)
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
 from findings.thermal import (
@@ -875,7 +886,14 @@ def build_findings(
             if dom == Domain.PV_THERMAL and frames is not None
             else None
         )
-        findings, suppressed = check_findings(dom, built, layout, cams if opts.multiview else None, remeasure)
+        periodicity = (
+            _wind_periodicity(built, cams, layout, image_reader)
+            if dom == Domain.WIND and image_reader is not None and layout is not None
+            else None
+        )
+        findings, suppressed = check_findings(
+            dom, built, layout, cams if opts.multiview else None, remeasure, periodicity
+        )
     timings["grade"] -= timings.get("assign", 0.0)
     timings.setdefault("assign", 0.0)
     findings.sort(key=_sort_key)
@@ -921,6 +939,47 @@ def build_findings(
         ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
     )
     return ff
+
+
+def _wind_periodicity(
+    built: list[tuple[dict[str, Any], list[Observation]]],
+    cams: dict[str, FrameCamera],
+    layout: SiteLayout,
+    image_reader: Callable[[str], np.ndarray],
+) -> list[dict[str, Any] | None]:
+    """Per finding of ``built``: :func:`findings.checks.span_periodicity` at its best observation's box (the blade's
+    span direction there from the layout's rotor and the frame's camera), None where it cannot be measured (not
+    placed on a blade, frame unreadable, a class the ``periodic-structure`` check does not judge). Each frame is
+    read once."""
+    turbines = {t.turbine_id: t for t in layout.turbines}
+    todo: dict[str, list[tuple[int, Observation]]] = {}
+    for k, (f, members) in enumerate(built):
+        placed = [m for m in members if m.located and m.wind and "depth_m" in m.wind]
+        if f["class"] in NOT_PERIODIC or not placed:
+            continue
+        best = min(placed, key=lambda m: (-m.quality, m.image, m.index))
+        todo.setdefault(best.image, []).append((k, best))
+    out: list[dict[str, Any] | None] = [None] * len(built)
+    for rel, items in todo.items():
+        cam = cams.get(rel)
+        if cam is None:
+            continue
+        try:
+            img = np.asarray(image_reader(rel))
+        except Exception:  # an unreadable frame judges nothing (the crops note it)
+            continue
+        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+        for k, m in items:
+            w = m.wind or {}
+            tb = turbines.get(w.get("turbine_id"))
+            if tb is None or w.get("blade") not in tb.blades:
+                continue
+            b, _, _ = _turbine_axes(tb, tb.blades.index(w["blade"]))
+            p = np.array([m.e, m.n, m.u or 0.0])
+            px = cam.world_to_pixel(np.stack([p, p + 0.5 * b]))
+            if np.all(np.isfinite(px)) and float(np.hypot(*(px[1] - px[0]))) > 1.0:
+                out[k] = span_periodicity(gray, m.xyxy, px[1] - px[0], w["depth_m"] / cam.f_px)
+    return out
 
 
 def _remeasurer(

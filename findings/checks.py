@@ -66,6 +66,23 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
   right), so that pair judges nothing (:data:`SAME_SPOT_UNDECIDED`; both stand; the other pairs: 11 of 11). Pieces of one class are merged by the de-duplication instead.
   Not applied to PV: there the confused pairs went both ways (2 of 4 on flight 2101) and multi-view judges.
 
+* ``blade-end`` (wind, every class but :data:`AT_THE_TIP`): a defect lies on the blade's surface, so its box lies on
+  the blade. A finding whose radius is closer to the blade's tip (the layout's blade length) than half its size
+  plus its location uncertainty has a box that holds the blade's end: the detector saw the outline of the rounded
+  tip against the background, not a defect on the surface (measured: such findings on flights 2201/2202/2205/2206
+  were 5 surface-damage boxes 0.09–0.14 m from the tip, none true). Lightning damage (the tip's receptor) and
+  leading-edge erosion (worst at the tip's speed) do occur at the tip itself: the rule does not judge them.
+* ``periodic-structure`` (wind, every class but ``vortex_generator_missing``): a blade carries rows of identical
+  parts along its span — vortex-generator fins on the suction side of the inner blade, every 5–40 cm — that texture
+  and damage never repeat. In the finding's best frame a strip along the span through its box (its width across
+  the span, :data:`PERIODIC_REACH_M` past its ends) is averaged across into a profile, high-passed, and
+  autocorrelated (:func:`span_periodicity`); a pitch between :data:`PERIODIC_PITCH_M` where the correlation
+  returns to at least :data:`PERIODIC_MIN_R`, risen at least :data:`PERIODIC_MIN_RISE` from the valley before it,
+  is a row of identical parts: the finding is rejected. Measured: the crack and surface-damage findings on the
+  vortex-generator rows of flights 2201/2202 (9) correlate 0.89–1.01 at the fins' pitch (0.12 m) and rise
+  0.96–1.10; no true defect of flights 2201/2202/2205/2206 (53 findings) exceeds 0.51 and 0.59.
+  A missing vortex generator is a gap in such a row: its box holds the row, so the rule does not judge it.
+
 A finding a rule rejects is **suppressed**, never deleted: it leaves the findings (and their counts, warnings,
 trend, CSV/GeoJSON/KML exports and scores) and is kept in the document's ``suppressed`` list with
 ``suppression = {"rule", "reason", ...measured values}``, so an engineer can audit it (report.html and the PDF
@@ -448,6 +465,165 @@ def check_leading_edge_side(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PERIODIC_PITCH_M = (0.05, 0.4)
+"""Pitches (metres along the span) of the rows of identical parts ``periodic-structure`` looks for: vortex
+generators stand 5–40 cm apart (fins and fin pairs)."""
+
+PERIODIC_REACH_M = 0.5
+"""Metres of the span beyond each end of the box that the profile takes in: a box around one fin holds no
+repetition, the row around it does."""
+
+PERIODIC_MIN_R = 0.7
+"""Least autocorrelation of the profile at the pitch (1 = the row repeats exactly)."""
+
+PERIODIC_MIN_RISE = 0.7
+"""Least rise of the autocorrelation from its lowest value at shorter lags to the pitch: a row dips between parts,
+a smooth profile (a blob, an edge) decreases steadily and never comes back."""
+
+NOT_PERIODIC = ("vortex_generator_missing",)
+"""Wind classes whose box holds a row of identical parts by nature (a gap in the row of vortex generators)."""
+
+
+def span_periodicity(
+    gray: np.ndarray,
+    xyxy: Sequence[float],
+    span_px: np.ndarray,
+    m_per_px: float,
+    pitch_m: tuple[float, float] = PERIODIC_PITCH_M,
+    reach_m: float = PERIODIC_REACH_M,
+) -> dict[str, Any]:
+    """How strongly the image repeats along the blade's span at a box (``periodic-structure``).
+
+    Args:
+        gray: (H, W) uint8 frame.
+        xyxy: the box (pixels).
+        span_px: (2,) image direction of the blade's span at the box.
+        m_per_px: metres per pixel at the blade.
+
+    Returns:
+        ``{"correlation", "rise", "pitch_m"}``: the autocorrelation of the profile along the span at its
+        fundamental pitch in ``pitch_m`` (the shortest lag of a local maximum within 0.1 of the best one), its
+        rise from the lowest value at shorter lags, the pitch (None and 0 without a local maximum in the range).
+    """
+    a = np.asarray(span_px, float)
+    a = a / max(float(np.hypot(*a)), 1e-12)
+    n = np.array([-a[1], a[0]])
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    w, h = x2 - x1, y2 - y1
+    along = 0.5 * (w * abs(a[0]) + h * abs(a[1]))
+    across = 0.5 * (w * abs(n[0]) + h * abs(n[1]))
+    length = int(2 * (along + reach_m / m_per_px))
+    width = max(3, int(2 * across))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    # strip pixel (u, v) → image: centre + (u - length/2) a + (v - width/2) n
+    m = np.array(
+        [
+            [a[0], n[0], cx - a[0] * length / 2 - n[0] * width / 2],
+            [a[1], n[1], cy - a[1] * length / 2 - n[1] * width / 2],
+        ],
+        np.float32,
+    )
+    strip = cv2.warpAffine(
+        gray, m, (length, width), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+    )
+    prof = strip.astype(np.float32).mean(0)
+    hp = prof - cv2.GaussianBlur(prof[None], (0, 0), max(1.0, pitch_m[1] / m_per_px))[0]
+    hp = hp - hp.mean()
+    size = len(hp)
+    energy = float(np.dot(hp, hp))
+    kmax = min(size // 3, int(pitch_m[1] / m_per_px) + 2)
+    out: dict[str, Any] = {"correlation": None, "rise": 0.0, "pitch_m": None}
+    if energy <= 1e-9 or kmax < 3:
+        return out
+    ac = np.array(
+        [1.0] + [float(np.dot(hp[:-k], hp[k:])) / energy * size / (size - k) for k in range(1, kmax + 1)]
+    )
+    peaks = [
+        k
+        for k in range(max(2, int(pitch_m[0] / m_per_px)), kmax)
+        if ac[k] >= ac[k - 1] and ac[k] >= ac[k + 1]
+    ]
+    if peaks:
+        # the fundamental: the shortest lag that correlates about as well as the best (its multiples do too)
+        top = max(ac[k] for k in peaks)
+        k = next(k for k in peaks if ac[k] >= top - 0.1)
+        out = {
+            "correlation": round(float(ac[k]), 3),
+            "rise": round(float(ac[k] - ac[1:k].min()), 3),
+            "pitch_m": round(k * m_per_px, 3),
+        }
+    return out
+
+
+def check_periodic(f: dict[str, Any], measured: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``periodic-structure`` check of a wind finding (module docstring) from its :func:`span_periodicity`
+    measurement (None: not measured, with the reason in ``f``'s absence of a frame)."""
+    rule = "periodic-structure"
+    if measured is None:
+        return {
+            "rule": rule,
+            "result": "not-applied",
+            "reason": "not measured: no frame image or blade placement of its best observation",
+        }
+    r, rise, pitch = measured.get("correlation"), measured.get("rise", 0.0), measured.get("pitch_m")
+    out = {"rule": rule, "correlation": r, "rise": rise, "pitch_m": pitch}
+    if r is None or r < PERIODIC_MIN_R or rise < PERIODIC_MIN_RISE:
+        said = (
+            "the image along the blade's span does not repeat at its place"
+            if r is None
+            else f"the image along the blade's span repeats at most {r:.2f} at a pitch of {pitch:.2f} m"
+        )
+        return {
+            **out,
+            "result": "passed",
+            "reason": f"{said} (a row of identical parts: ≥ {PERIODIC_MIN_R:g})",
+        }
+    return {
+        **out,
+        "result": "failed",
+        "reason": f"the image along the blade's span repeats every {pitch:.2f} m (autocorrelation {r:.2f}, "
+        f"rising {rise:.2f} from between the repeats): a row of identical parts of the blade (vortex generators), "
+        f"not a {f['class'].replace('_', ' ')} — damage and dirt do not repeat",
+    }
+
+
+AT_THE_TIP = ("lightning_damage", "leading_edge_erosion")
+"""Wind classes that occur at the blade's tip itself (``blade-end`` does not judge them)."""
+
+
+def check_blade_end(f: dict[str, Any]) -> dict[str, Any]:
+    """The ``blade-end`` check of a wind finding (module docstring)."""
+    rule = "blade-end"
+    if f["class"] in AT_THE_TIP:
+        return {
+            "rule": rule,
+            "result": "not-applied",
+            "reason": "a class that occurs at the blade's tip itself",
+        }
+    a = f.get("asset") or {}
+    radius, length, size = a.get("radius_m"), a.get("blade_length_m"), f.get("size_m")
+    if radius is None or not length or not size:
+        return {"rule": rule, "result": "not-applied", "reason": "no radius, blade length or size"}
+    sigma = float((f.get("location") or {}).get("uncertainty_m") or 0.0)
+    out = {"rule": rule, "radius_m": radius, "blade_length_m": length, "size_m": size, "uncertainty_m": sigma}
+    to_tip = length - radius
+    reach = size / 2 + sigma
+    if to_tip >= reach:
+        return {
+            **out,
+            "result": "passed",
+            "reason": f"its centre is {to_tip:.2f} m from the tip, beyond its half size and location uncertainty "
+            f"({reach:.2f} m)",
+        }
+    return {
+        **out,
+        "result": "failed",
+        "reason": f"its centre is {to_tip:.2f} m from the blade's tip (blade {length:g} m), within its half size "
+        f"and location uncertainty ({reach:.2f} m): its box holds the blade's end — the outline of the tip, not "
+        "a defect on its surface",
+    }
+
+
 def _spot_key(f: dict[str, Any]) -> tuple | None:
     a = f.get("asset") or {}
     if not f["location"]["located"] or a.get("side") is None:
@@ -528,13 +704,15 @@ def check_findings(
     layout: SiteLayout | None,
     cameras: Mapping[str, FrameCamera] | None = None,
     remeasure: Remeasure | None = None,
+    periodicity: Sequence[dict[str, Any] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(kept, suppressed) findings after the rules of the module docstring; each finding gets ``checks`` (the
     rules that ran on it), each suppressed one ``suppression`` (the rule that rejected it, in words).
 
     ``cameras``: every georeferenced frame the detector ran on (also those where it found nothing) — without
     them ``multi-view`` is not applied; ``remeasure``: ΔT of a ground region in a frame's radiometric data (thermal
-    spot classes, ``multi-view``).
+    spot classes, ``multi-view``); ``periodicity``: per finding of ``built``, the :func:`span_periodicity` of its
+    best observation (wind, ``periodic-structure``; None: not run).
     """
     kept: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
@@ -548,7 +726,7 @@ def check_findings(
             for c, r in zip(opportunities(regions, cameras), regions, strict=True)
         ]
     standing: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (finding, its multi-view check)
-    for (f, members), cover, region in zip(built, covering, regions, strict=True):
+    for k, ((f, members), cover, region) in enumerate(zip(built, covering, regions, strict=True)):
         checks = []
         if dom != Domain.WIND and f["class"] == "missing_module":
             checks.append(check_module_slot(f, members, layout))
@@ -556,6 +734,10 @@ def check_findings(
             checks.append(check_area_warm(f))
         if dom == Domain.WIND and f["class"] == "leading_edge_erosion":
             checks.append(check_leading_edge_side(f))
+        if dom == Domain.WIND and f["location"]["located"]:
+            checks.append(check_blade_end(f))
+            if periodicity is not None and f["class"] not in NOT_PERIODIC:
+                checks.append(check_periodic(f, periodicity[k]))
         views = check_multiview(dom, f, members, cover, region, remeasure)
         f["checks"] = [*f.get("checks", []), *checks, views]
         failed = next((c for c in checks if c["result"] == "failed"), None)
