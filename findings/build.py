@@ -25,8 +25,9 @@ Steps (each finding keeps its reasons in words):
    normal modules, or a PV finding detected in at most one of the four or more frames that showed it whole
    (``multi-view``); wind: a leading-edge erosion on the trailing edge, a box centred on the blade's end, a
    row of identical parts along the span (vortex generators, measured in the best frame when ``image_reader`` is
-   given), or the less confident of two classes on one spot — is *suppressed*: moved to the document's
-   ``suppressed`` list with the reason, out of the findings, counts, warnings and trend.
+   given), or the less confident of two classes on one spot; PV RGB: a delamination whose box is not yellowed — is
+   *suppressed*: moved to the document's ``suppressed`` list with the reason, out of the findings, counts,
+   warnings and trend.
 6. The trend against a previous inspection (:mod:`findings.trend`).
 
 The quality of an observation is ``confidence × sqrt(box area / frame area) × (0.3 if clipped by the frame
@@ -60,6 +61,7 @@ from findings.checks import (
     check_findings,
     span_periodicity,
     spot_class,
+    yellowness,
 )
 from findings.georef import FrameCamera, GeorefError, LocalFrame, box_centre_px, frame_camera
 from findings.layout import SiteLayout, Turbine, parse_layout
@@ -891,8 +893,11 @@ def build_findings(
             if dom == Domain.WIND and image_reader is not None and layout is not None
             else None
         )
+        yellow = (
+            _yellowness(built, image_reader) if dom == Domain.PV_RGB and image_reader is not None else None
+        )
         findings, suppressed = check_findings(
-            dom, built, layout, cams if opts.multiview else None, remeasure, periodicity
+            dom, built, layout, cams if opts.multiview else None, remeasure, periodicity, yellow
         )
     timings["grade"] -= timings.get("assign", 0.0)
     timings.setdefault("assign", 0.0)
@@ -939,6 +944,33 @@ def build_findings(
         ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
     )
     return ff
+
+
+def _yellowness(
+    built: list[tuple[dict[str, Any], list[Observation]]], image_reader: Callable[[str], np.ndarray]
+) -> list[list[float] | None]:
+    """Per finding of ``built``: the :func:`findings.checks.yellowness` of each un-clipped view of a
+    ``delamination`` finding (``yellowing``), None for other classes; each frame is read once."""
+    todo: dict[str, list[tuple[int, Observation]]] = {}
+    out: list[list[float] | None] = [None] * len(built)
+    for k, (f, members) in enumerate(built):
+        if f["class"] == "delamination":
+            out[k] = []
+            for m in members:
+                if not m.clipped:
+                    todo.setdefault(m.image, []).append((k, m))
+    for rel, items in todo.items():
+        try:
+            img = np.asarray(image_reader(rel))
+        except Exception:  # an unreadable frame judges nothing (the crops note it)
+            continue
+        if img.ndim != 3:
+            continue
+        for k, m in items:
+            y = yellowness(img, m.xyxy)
+            if y is not None and out[k] is not None:
+                out[k].append(y)
+    return out
 
 
 def _wind_periodicity(

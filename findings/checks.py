@@ -29,6 +29,12 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
 * ``explained-by-string`` (PV thermal, ``module_offline`` and ``bypass_diode``): a module of a string that has a
   (kept) ``string_offline`` finding is warm because its string is offline — the string finding already lists
   it; and an open string carries no current, so none of its bypass diodes can conduct.
+* ``yellowing`` (PV RGB, ``delamination``): delamination and discoloration of the encapsulant show as yellowed to
+  brown areas (EVA browning): red well above blue. In each whole view of the finding the box's 90th percentile of
+  red minus blue (0–1 scale, :func:`yellowness`) is measured; the median over the views must reach
+  :data:`YELLOW_MIN`. Below it the box is not yellowed — dust, bird droppings, glare or cell texture the detector
+  read as delamination — and the finding is rejected. Set on the training flights 1100–1102 (truth boxes, median
+  per defect): every true delamination measured ≥ 0.18 (30), soiling ≤ 0.15 in 21 of 29.
 * ``multi-view`` (PV, every class): the flights overlap (nadir PV: 70–80 % forward, 60 % side), so every ground
   point is in several frames, and a defect is there in each of them; a detection that texture, glare or noise
   made is not repeated. The finding's region (the rectangle around its boxes' ground footprints, grown by its
@@ -58,14 +64,15 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
   placed on the trailing edge side is rejected.
 * ``same-spot`` (wind, every class): one spot of a blade's surface holds one defect. Two findings of different
   classes on the same blade side whose boxes in a frame cover the same spot (at least half of one inside the
-  other, :data:`SAME_SPOT_IOS`) are the detector's two readings of one defect: the more confident
-  stands and the other is rejected (greedy, most confident first, like a class-agnostic NMS over the blade side).
-  Why it holds: on the dev flights 2202/2205/2206 and the acceptance flight 2201, of the 18 such pairs that held a
-  true defect the more confident reading was its true class in 15; the three others were all small
-  ``surface_damage`` / ``contamination`` patches (≈ 0.13 m), a pair the detector confuses both ways (4 of 7
-  right), so that pair judges nothing (:data:`SAME_SPOT_UNDECIDED`; both stand; the other pairs: 11 of 11). Pieces of one class are merged by the de-duplication instead.
-  Not applied to PV: there the confused pairs went both ways (2 of 4 on flight 2101) and multi-view judges.
-
+  other, :data:`SAME_SPOT_IOS`) are the detector's two readings of one defect: the more confident stands and the
+  other is rejected (greedy, most confident first, like a class-agnostic NMS over the blade side). Why it holds:
+  on the dev flights 2202/2205/2206 and the acceptance flight 2201, of the 18 such pairs that held a true defect
+  the more confident reading was its true class in 15; the three others were all small ``surface_damage`` /
+  ``contamination`` patches (≈ 0.13 m), a pair the detector confuses both ways (4 of 7 right), so that pair judges
+  nothing (:data:`SAME_SPOT_UNDECIDED`; both stand; the other pairs: 11 of 11). Pieces of one class are merged by
+  the de-duplication instead. Not applied to PV: there two true defects can share a spot (a delaminated cell
+  under vegetation shading, flight 2102), and neither confidence nor the number of frames tells the true class
+  of a confused pair (flights 2101/2102: soiling read as delamination in more frames and more confidently).
 * ``blade-end`` (wind, every class but :data:`AT_THE_TIP`): a defect lies on the blade's surface, so its box lies on
   the blade. A finding whose radius is closer to the blade's tip (the layout's blade length) than half its size
   plus its location uncertainty has a box that holds the blade's end: the detector saw the outline of the rounded
@@ -230,6 +237,51 @@ def check_area_warm(f: dict[str, Any]) -> dict[str, Any]:
         "result": "failed",
         "reason": f"not confirmed by radiometry: a {what} warms its whole area, but the area under it is "
         f"{area:+.2f} K against the normal modules around it (< {limit:g} K: no thermal abnormality)",
+    }
+
+
+YELLOW_MIN = 0.15
+"""Least yellowness (:func:`yellowness`, median over a finding's whole views) of a ``delamination`` finding
+(``yellowing``): below the least yellow true delamination of the training flights 1100–1102 (0.18)."""
+
+
+def yellowness(bgr: np.ndarray, xyxy: Sequence[float]) -> float | None:
+    """90th percentile of red minus blue (0–1) of the pixels inside the box of a (H, W, 3) BGR frame (None for an
+    empty box): how yellowed or browned the brightest-coloured part of it is (module cells are blue, glass glare
+    grey)."""
+    h, w = bgr.shape[:2]
+    x1, y1 = max(0, round(xyxy[0])), max(0, round(xyxy[1]))
+    x2, y2 = min(w, round(xyxy[2])), min(h, round(xyxy[3]))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    crop = bgr[y1:y2, x1:x2].astype(np.float32)
+    return round(float(np.percentile(crop[..., 2] - crop[..., 0], 90)) / 255.0, 4)
+
+
+def check_yellowing(f: dict[str, Any], values: Sequence[float] | None) -> dict[str, Any]:
+    """The ``yellowing`` check of a PV RGB ``delamination`` finding (module docstring) from the
+    :func:`yellowness` of its whole views (None or empty: no frame image given or every view clipped)."""
+    rule = "yellowing"
+    if not values:
+        return {
+            "rule": rule,
+            "result": "not-applied",
+            "reason": "no whole view of it measured (no frame images)",
+        }
+    y = float(np.median(values))
+    out = {"rule": rule, "yellowness": round(y, 3), "views": len(values), "limit": YELLOW_MIN}
+    if y >= YELLOW_MIN:
+        return {
+            **out,
+            "result": "passed",
+            "reason": f"yellowed: red exceeds blue by {y:.2f} in its box (≥ {YELLOW_MIN:g})",
+        }
+    return {
+        **out,
+        "result": "failed",
+        "reason": f"not yellowed: red exceeds blue by only {y:.2f} in its box (median of {len(values)} views, "
+        f"< {YELLOW_MIN:g}); delamination yellows or browns the encapsulant — this is dirt, glare or cell "
+        "texture read as delamination",
     }
 
 
@@ -705,6 +757,7 @@ def check_findings(
     cameras: Mapping[str, FrameCamera] | None = None,
     remeasure: Remeasure | None = None,
     periodicity: Sequence[dict[str, Any] | None] | None = None,
+    yellow: Sequence[Sequence[float] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(kept, suppressed) findings after the rules of the module docstring; each finding gets ``checks`` (the
     rules that ran on it), each suppressed one ``suppression`` (the rule that rejected it, in words).
@@ -712,7 +765,8 @@ def check_findings(
     ``cameras``: every georeferenced frame the detector ran on (also those where it found nothing) — without
     them ``multi-view`` is not applied; ``remeasure``: ΔT of a ground region in a frame's radiometric data (thermal
     spot classes, ``multi-view``); ``periodicity``: per finding of ``built``, the :func:`span_periodicity` of its
-    best observation (wind, ``periodic-structure``; None: not run).
+    best observation (wind, ``periodic-structure``; None: not run); ``yellow``: per finding, the
+    :func:`yellowness` of its whole views (PV RGB ``delamination``, ``yellowing``; None: not run).
     """
     kept: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
@@ -732,6 +786,8 @@ def check_findings(
             checks.append(check_module_slot(f, members, layout))
         if dom == Domain.PV_THERMAL and f["class"] in AREA_PATTERNS:
             checks.append(check_area_warm(f))
+        if dom == Domain.PV_RGB and f["class"] == "delamination" and yellow is not None:
+            checks.append(check_yellowing(f, yellow[k]))
         if dom == Domain.WIND and f["class"] == "leading_edge_erosion":
             checks.append(check_leading_edge_side(f))
         if dom == Domain.WIND and f["location"]["located"]:
