@@ -51,10 +51,11 @@ _FAMILY_YAML = {
     "yolo12": ("12", "yolo12.yaml"),
 }
 PROJECT_ARCHITECTURES: dict[str, Path] = {
-    name: Path(__file__).resolve().parent / "arch" / f"{name}.yaml" for name in ("yolo11p", "yolo11p-p2")
+    name: Path(__file__).resolve().parent / "arch" / f"{name}.yaml" for name in ("yolo11p", "yolo11p-p2", "yolo11p-p2-r1")
 }
 """Architectures this project adds to ultralytics' own: ``yolo11p`` (YOLO11 at half the nano's width) and
-``yolo11p-p2`` (the same plus a stride-4 detection level, for defects under 8 px)."""
+``yolo11p-p2`` (the same plus a stride-4 detection level, for defects under 8 px) and ``yolo11p-p2-r1`` (that with
+reg_max 1: direct box regression, a 4× narrower box branch)."""
 LIBRARIES = ("torch", "torchvision", "ultralytics", "numpy", "onnxruntime", "opencv-python", "onnx")
 
 

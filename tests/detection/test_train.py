@@ -95,6 +95,26 @@ def test_p2_pico_detects_at_stride_4() -> None:
     assert tuple(pred.shape) == (1, 4 + 7, sum((64 // s) * (96 // s) for s in (4, 8, 16, 32)))
 
 
+def test_p2_r1_regresses_boxes_directly_with_a_narrow_box_branch() -> None:
+    """``yolo11p-p2-r1``: the same levels, reg_max 1 (no DFL bins), every box branch 16 channels instead of 64."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    source, kind = resolve_model("yolo11p-p2-r1")
+    assert kind == "yaml" and source.endswith("detection/arch/yolo11p-p2-r1.yaml")
+    narrow, wide = (DetectionModel(s, nc=7, verbose=False) for s in (source, resolve_model("yolo11p-p2")[0]))
+    assert narrow.stride.tolist() == [4.0, 8.0, 16.0, 32.0]
+    head, wide_head = narrow.model[-1], wide.model[-1]
+    assert (head.reg_max, wide_head.reg_max) == (1, 16)
+    assert [b[0].conv.out_channels for b in head.cv2] == [16] * 4
+    assert [b[0].conv.out_channels for b in wide_head.cv2] == [64] * 4
+    narrow.eval()
+    with torch.no_grad():
+        out = narrow(torch.zeros(1, 3, 64, 96))
+    pred = out[0] if isinstance(out, (list, tuple)) else out
+    assert tuple(pred.shape) == (1, 4 + 7, sum((64 // s) * (96 // s) for s in (4, 8, 16, 32)))
+
+
 def test_resolve_existing_files(tmp_path: Path) -> None:
     (tmp_path / "m.pt").write_bytes(b"x")
     (tmp_path / "arch.yaml").write_text("nc: 2\n")
