@@ -72,6 +72,9 @@ class Domain:
     calib: Path | None
     trained: bool
     imgsz: int
+    """ultralytics' square input for the weights (what its exports and predict use by default)."""
+    input_hw: tuple[int, int]
+    """(h, w) input of skyinspect's exports: the profile's export shape (``input_hw`` of the default model)."""
     names: list[str]
     input_kind: str
     window: tuple[float, float]
@@ -130,7 +133,7 @@ def _fallback_weights(domain: str, frames: list[Path], imgsz: int, out: Path, da
 def resolve_domain(domain: str, limit: int | None, work: Path, notes: list[str]) -> Domain:
     """The default model and held-out flight of ``domain`` (or the fallback model, with a note)."""
     from detection import radiometry, taxonomy
-    from detection.default_models import PROFILES
+    from detection.default_models import PROFILES, input_hw
 
     flight, data_yaml = _heldout(domain)
     suffixes = (".tif", ".tiff") if "thermal" in domain else (".jpg", ".jpeg")
@@ -141,7 +144,8 @@ def resolve_domain(domain: str, limit: int | None, work: Path, notes: list[str])
         )
     frames = sorted(p for p in (flight / "flight").iterdir() if p.suffix.lower() in suffixes)[:limit]
     weights = ROOT / "models" / domain / "best.pt"
-    imgsz = PROFILES[domain].export_imgsz or PROFILES[domain].imgsz  # the input the shipped ONNX runs at
+    imgsz = PROFILES[domain].imgsz  # ultralytics' square input for the model (its default for these weights)
+    hw = input_hw(PROFILES[domain])  # the input skyinspect's shipped ONNX runs at
     trained = weights.is_file()
     if not trained:
         notes.append(
@@ -158,7 +162,7 @@ def resolve_domain(domain: str, limit: int | None, work: Path, notes: list[str])
         if isinstance(raw.get("thermal_window_c"), list):
             window = tuple(float(v) for v in raw["thermal_window_c"])  # type: ignore[assignment]
     dom = taxonomy.domain(domain)
-    return Domain(domain, weights, flight, frames, data_yaml, trained, imgsz, taxonomy.class_names(dom),
+    return Domain(domain, weights, flight, frames, data_yaml, trained, imgsz, hw, taxonomy.class_names(dom),
                   "thermal" if dom is taxonomy.Domain.PV_THERMAL else "rgb", window)  # fmt: skip
 
 
@@ -173,13 +177,19 @@ def _sha256(path: Path) -> str:
 
 
 def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: bool) -> dict[str, Path]:
-    """skyinspect's ONNX files (fp32, fp16, int8-s8, int8-u8; static and dynamic batch) and ultralytics' OpenVINO
-    FP32 IR of ``dom.weights``, cached by the weights' sha256 → {variant: path}."""
+    """skyinspect's ONNX files (fp32, fp16, int8-s8, int8-u8; static and dynamic batch) at ``dom.input_hw`` and
+    ultralytics' OpenVINO FP32 IR of ``dom.weights`` at its default square input (plus one at ``dom.input_hw``
+    when that is not square), cached by the weights' sha256 → {variant: path}."""
     from onnx_export.export import ExportConfig, export_model
     from onnx_export.source import from_file
 
-    code = "".join(_sha256(ROOT / "onnx_export" / f)[:4] for f in ("export.py", "graph.py"))  # export code changed
-    folder = cache / f"{_sha256(dom.weights)[:16]}-{code}-{dom.imgsz}-{calib_count}{'-dyn' if dynamic_batch else ''}"
+    code = "".join(
+        _sha256(ROOT / "onnx_export" / f)[:4] for f in ("export.py", "graph.py")
+    )  # export code changed
+    shape = f"{dom.input_hw[0]}x{dom.input_hw[1]}"
+    folder = (
+        cache / f"{_sha256(dom.weights)[:16]}-{code}-{shape}-{calib_count}{'-dyn' if dynamic_batch else ''}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / "variants.json"
     if index.is_file():
@@ -190,7 +200,7 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     out: dict[str, Path] = {}
     int8 = dom.calib is not None
     for act in ("s8", "u8") if int8 else ("s8",):
-        cfg = ExportConfig(out=folder / act, imgsz=(dom.imgsz, dom.imgsz), dynamic_batch=dynamic_batch, half=act == "s8",
+        cfg = ExportConfig(out=folder / act, imgsz=dom.input_hw, dynamic_batch=dynamic_batch, half=act == "s8",
                            int8=int8, calib=dom.calib, calib_count=calib_count, int8_activations=act)  # fmt: skip
         for v in export_model(source, cfg).variants:
             if v.precision == "int8":
@@ -205,13 +215,17 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     ensure_offline(config_dir=folder / "ultralytics")
     from ultralytics import YOLO
 
-    with contextlib.chdir(folder):
-        ov_dir = Path(YOLO(str(dom.weights)).export(format="openvino", imgsz=dom.imgsz, verbose=False))
-    target = folder / "ultralytics_openvino_model"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.move(str(ov_dir), target)
-    out["ultralytics-openvino"] = target
+    shapes = {"ultralytics-openvino": dom.imgsz}
+    if dom.input_hw != (dom.imgsz, dom.imgsz):
+        shapes["ultralytics-openvino-rect"] = list(dom.input_hw)  # type: ignore[assignment]
+    for key, size in shapes.items():
+        with contextlib.chdir(folder):
+            ov_dir = Path(YOLO(str(dom.weights)).export(format="openvino", imgsz=size, verbose=False))
+        target = folder / key.replace("-", "_")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(str(ov_dir), target)
+        out[key] = target
     index.write_text(json.dumps({k: str(v) for k, v in out.items()}, indent=1))
     return out
 
@@ -226,7 +240,9 @@ class Method:
     """``ultralytics`` (predict per image), ``skyinspect`` (prefetch + Detector), ``sliced`` (prefetch +
     SlicedDetector), ``sahi`` (ultralytics predict per tile + NMS)."""
     model: str
-    imgsz: int
+    imgsz: int | tuple[int, int]
+    """ultralytics: its ``imgsz`` (square int, or (h, w) for a rectangular export); skyinspect: unused (the
+    file's own input)."""
     input_kind: str
     window: tuple[float, float]
     backend: str | None = None
@@ -327,7 +343,8 @@ def _run_pass(paths: list[str], conf: float, iou: float, keep: bool) -> dict[str
             if method.kind == "sahi":
                 out = _sahi_frame(img, method, conf, iou)
             else:
-                out = _ultra_records(yolo.predict(img, imgsz=method.imgsz, conf=conf, iou=iou, max_det=MAX_DET,
+                size = list(method.imgsz) if isinstance(method.imgsz, tuple) else method.imgsz
+                out = _ultra_records(yolo.predict(img, imgsz=size, conf=conf, iou=iou, max_det=MAX_DET,
                                                   verbose=False, **extra)[0])  # fmt: skip
             stamps.append(time.perf_counter())
             if keep:
@@ -460,11 +477,22 @@ def part_full(dom: Domain, files: dict[str, Path], rounds: int, threads: int, co
               ) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
     """Part 1 rows and notes (see the module docstring)."""
     common = {"imgsz": dom.imgsz, "input_kind": dom.input_kind, "window": dom.window, "threads": threads}
+    rect = "ultralytics-openvino-rect" in files
+    hw = f"{dom.input_hw[0]}×{dom.input_hw[1]}"
     methods = [
         Method("ultralytics-torch", "ultralytics", str(dom.weights), precision="fp32", **common),
-        Method("ultralytics-onnx", "ultralytics", str(files["fp32"]), precision="fp32", **common),
+        Method(
+            "ultralytics-onnx (skyinspect's file)",
+            "ultralytics",
+            str(files["fp32"]),
+            precision="fp32",
+            **{**common, "imgsz": dom.input_hw},
+        ),
         Method("ultralytics-openvino", "ultralytics", str(files["ultralytics-openvino"]), **common),
     ]
+    if rect:  # the same peer exported at skyinspect's input shape: what the shape alone is worth
+        methods.append(Method(f"ultralytics-openvino {hw}", "ultralytics", str(files["ultralytics-openvino-rect"]),
+                              **{**common, "imgsz": dom.input_hw}))  # fmt: skip
     variants = ["fp32", "int8-u8"] if quick else ["fp32", "fp16", "int8-s8", "int8-u8"]
     for backend in ("onnxruntime", "openvino"):
         for v in variants:
@@ -498,11 +526,20 @@ def part_full(dom: Domain, files: dict[str, Path], rounds: int, threads: int, co
     verdict = "MET" if best["vs_ultralytics_openvino"] >= 1.5 else "NOT met"
     notes = [
         f"{dom.name}: {len(dom.frames)} held-out frames of {dom.flight.name} ({'trained' if dom.trained else 'UNTRAINED'} "
-        f"model {dom.weights.name}, input {dom.imgsz}×{dom.imgsz}), {rounds} timed round(s) + 1 mAP pass per method; "
+        f"model {dom.weights.name}), {rounds} timed round(s) + 1 mAP pass per method; "
         f"{threads} threads for every backend (torch, onnxruntime intra-op, OpenVINO INFERENCE_NUM_THREADS)",
         f"target 1 ({verdict}): best skyinspect path within 1 mAP50 point of FP32 = {best['method']} at "
         f"{best['images_per_s']} images/s = {best['vs_ultralytics_openvino']}× ultralytics-openvino "
         f"({ref} images/s); aim ≥ 1.5×",
+        f"inputs: skyinspect's exports (and ultralytics-onnx, which runs skyinspect's FP32 file) take {hw} — the "
+        f"shipped model's export shape for this camera's frames; ultralytics-torch and ultralytics-openvino take "
+        f"{dom.imgsz}×{dom.imgsz}, ultralytics' default export of these weights"
+        + (
+            f"; ultralytics-openvino {hw} is ultralytics' OpenVINO export at skyinspect's shape, for the like-for-like "
+            f"ratio: {best['method']} = {round(best['images_per_s'] / stats[f'ultralytics-openvino {hw}']['images_per_s'], 2)}× it"
+            if rect
+            else ""
+        ),
         "map50_delta_pts: mAP50 points vs skyinspect-onnxruntime-fp32 (full pipeline) or skyinspect-sliced-onnxruntime-fp32 "
         "(sliced): the FP32 model through the project's path",
     ]
@@ -515,7 +552,7 @@ def part_sliced(dom: Domain, files: dict[str, Path], fastest: str, rounds: int, 
     common = {"imgsz": dom.imgsz, "input_kind": dom.input_kind, "window": dom.window, "threads": threads}
     ultra_model = {
         "ultralytics-torch": str(dom.weights),
-        "ultralytics-onnx": str(files["fp32"]),
+        "ultralytics-onnx (skyinspect's file)": str(files["fp32"]),
         "ultralytics-openvino": str(files["ultralytics-openvino"]),
     }[fastest]
     methods = [Method(f"sahi-style ({fastest})", "sahi", ultra_model, **common)]
@@ -523,7 +560,10 @@ def part_sliced(dom: Domain, files: dict[str, Path], fastest: str, rounds: int, 
         key = f"{v}-dynbatch" if f"{v}-dynbatch" in files else v
         methods.append(Method(f"skyinspect-sliced-openvino-{v}", "sliced", str(files[key]), backend="openvino",
                               precision=v, batch=8, **common))  # fmt: skip
-    for v in ["fp32", *([int8] if int8 else [])]:  # static batch-1 file, the batch of 8 split over parallel streams
+    for v in [
+        "fp32",
+        *([int8] if int8 else []),
+    ]:  # static batch-1 file, the batch of 8 split over parallel streams
         methods.append(Method(f"skyinspect-sliced-openvino-{v}-throughput", "sliced", str(files[v]),
                               backend="openvino", precision=v, batch=8, hint="throughput", **common))  # fmt: skip
     for v in ("fp32", "fp16"):
@@ -597,7 +637,8 @@ def run(quick: bool = False, parts: tuple[str, ...] | None = None) -> dict:
             files = export_variants(thermal, cache, calib_count=16 if quick else 128, dynamic_batch=False)
             rows, part_notes = part_full(thermal, files, rounds, threads, config_dir, quick)
             notes += part_notes
-            ultra = [r for r in rows if r["method"].startswith("ultralytics")]
+            ultra = [r for r in rows if r["method"] in ("ultralytics-torch", "ultralytics-onnx (skyinspect's file)",
+                                                         "ultralytics-openvino")]  # fmt: skip
             fastest = max(ultra, key=lambda r: r["images_per_s"])["method"]
             ours = [
                 r

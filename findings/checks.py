@@ -90,6 +90,13 @@ temperatures say otherwise. Each rule below is a physical fact about the defect 
   0.96–1.10; no true defect of flights 2201/2202/2205/2206 (53 findings) exceeds 0.51 and 0.59.
   A missing vortex generator is a gap in such a row: its box holds the row, so the rule does not judge it.
 
+* ``same-place`` (PV, every class): one defect is one finding. Two kept findings of the same class on the same
+  module whose centres lie closer than :data:`SAME_PLACE_M` (or half the smaller one's size) are one defect that
+  the de-duplication kept apart because the detector gave it different classes in different frames, and the
+  ``spot-class`` correction then gave both pieces the same class (flight 2001: a hot cell found as two single-cell
+  findings 2 cm apart, one of them read as multi-cell by the detector). The more confident stands, the other is
+  rejected as its duplicate.
+
 A finding a rule rejects is **suppressed**, never deleted: it leaves the findings (and their counts, warnings,
 trend, CSV/GeoJSON/KML exports and scores) and is kept in the document's ``suppressed`` list with
 ``suppression = {"rule", "reason", ...measured values}``, so an engineer can audit it (report.html and the PDF
@@ -750,6 +757,55 @@ def check_same_spot(
     return out
 
 
+SAME_PLACE_M = 0.25
+"""``same-place``: findings of one class on one module closer than this (or half the smaller size) are one."""
+
+
+def _east_north_m(f: dict[str, Any]) -> tuple[float, float] | None:
+    loc = f.get("location") or {}
+    if not loc.get("located") or loc.get("lat") is None or loc.get("lon") is None:
+        return None
+    lat, lon = float(loc["lat"]), float(loc["lon"])
+    return lon * 111_320.0 * float(np.cos(np.radians(lat))), lat * 110_574.0
+
+
+def check_same_place(kept: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """The ``same-place`` check (module docstring) over the kept PV findings ``kept``: per finding the failed
+    check when a more confident finding of its class on its module lies at the same place, else None."""
+    order = sorted(range(len(kept)), key=lambda i: (-kept[i]["confidence"], i))
+    out: list[dict[str, Any] | None] = [None] * len(kept)
+    standing: list[int] = []
+    for i in order:
+        f = kept[i]
+        here, module = _east_north_m(f), (f.get("asset") or {}).get("module_id")
+        if here is None or module is None:
+            continue
+        for j in standing:
+            g = kept[j]
+            there = _east_north_m(g)
+            if g["class"] != f["class"] or (g.get("asset") or {}).get("module_id") != module or there is None:
+                continue
+            d = float(np.hypot(here[0] - there[0], here[1] - there[1]))
+            sizes = [x for x in (f.get("size_m"), g.get("size_m")) if x]
+            limit = max(SAME_PLACE_M, 0.5 * min(sizes)) if sizes else SAME_PLACE_M
+            if d <= limit:
+                out[i] = {
+                    "rule": "same-place",
+                    "result": "failed",
+                    "other_confidence": g["confidence"],
+                    "confidence": f["confidence"],
+                    "distance_m": round(d, 3),
+                    "limit_m": round(limit, 3),
+                    "reason": f"a more confident {g['class'].replace('_', ' ')} finding on module {module} lies "
+                    f"{d:.2f} m away (≤ {limit:.2f} m): the same defect, kept apart by the de-duplication while "
+                    "the detector gave it different classes",
+                }
+                break
+        if out[i] is None:
+            standing.append(i)
+    return out
+
+
 def check_findings(
     dom: Domain,
     built: list[tuple[dict[str, Any], Sequence[Observed]]],
@@ -845,6 +901,14 @@ def check_findings(
             suppressed.append(f)
         else:
             kept.append(f)
+    if dom != Domain.WIND:
+        duplicates = check_same_place(kept)
+        for f, check in zip(kept, duplicates, strict=True):
+            if check is not None:
+                f["checks"].append(check)
+                f["suppression"] = dict(check)
+                suppressed.append(f)
+        kept = [f for f, check in zip(kept, duplicates, strict=True) if check is None]
     return kept, suppressed
 
 

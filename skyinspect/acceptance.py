@@ -76,6 +76,7 @@ def run_one(
     settings: Any,
     resources: dict[str, Any],
     out: Path | None = None,
+    conf: float | None = None,
 ) -> dict[str, Any]:
     """Render → ingest → Dagster flight job → score, for one flight → its row (``out``: also write the
     findings.json, the scores and the render's folder name to ``out/{kind}-{seed}/``)."""
@@ -95,7 +96,8 @@ def run_one(
         if layout.is_file():
             import_layout(store, spec.site, layout.read_bytes(), str(layout))
         model = resources["models"].resolve(spec.kind)
-        result = run_flight(settings, spec.site, spec.flight, resources=resources, log_level="CRITICAL")
+        result = run_flight(settings, spec.site, spec.flight, resources=resources, log_level="CRITICAL",
+                            run_config=_run_config(conf))  # fmt: skip
         if not result.success:
             raise RuntimeError(f"{spec.kind}: flight run failed: {result.failures[:1]}")
         doc = store.get_json(findings_key(spec.site, spec.flight))
@@ -105,11 +107,16 @@ def run_one(
         keep.mkdir(parents=True, exist_ok=True)
         (keep / "findings.json").write_text(json.dumps(doc, indent=1, default=str), "utf-8")
         (keep / "scores.json").write_text(json.dumps({"render": str(folder), **scores}, indent=1), "utf-8")
-    row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "model": model.reason,
+    row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "conf": conf, "model": model.reason,
                            "detections": result.metadata.get("flight_detections", {}).get("detections"),
                            "seconds": round(time.perf_counter() - t0, 1), **scores}  # fmt: skip
     row["meets"] = {k: m for k in TARGETS if (m := meets(spec.kind, k, scores.get(k))) is not None}
     return row
+
+
+def _run_config(conf: float | None) -> dict[str, Any] | None:
+    """Dagster run config of the flight job: the detector's confidence threshold when given (else its default)."""
+    return None if conf is None else {"ops": {"flight_detections": {"config": {"conf": conf}}}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="Keep findings.json and scores per flight here."
     )
+    parser.add_argument("--conf", type=float, default=None,
+                        help="Detector confidence threshold (default: the flight job's, 0.25).")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
+    if args.conf is not None and not 0 < args.conf < 1:
+        parser.error("--conf must be in (0, 1)")
     if args.images is not None and args.images < 1:
         parser.error("--images must be >= 1")
     if not 0 <= args.seed_offset < 99:
@@ -154,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             settings,
             resources,
             args.out,
+            args.conf,
         )
         for k in args.kind or list(FLIGHTS)
     ]

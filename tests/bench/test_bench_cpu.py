@@ -80,7 +80,9 @@ def test_map50_of_the_ground_truth_is_perfect(frames, tmp_path: Path) -> None:
             f"{i % 2} {(box[0] + box[2]) / 2 / w} {(box[1] + box[3]) / 2 / h} {(box[2] - box[0]) / w} {(box[3] - box[1]) / h}\n"
         )
         detections.append(([box], [0.9], [i % 2]))
-    dom = bench_cpu.Domain("wind-rgb", paths[0], tmp_path, paths, None, True, 64, names, "rgb", (0.0, 100.0))
+    dom = bench_cpu.Domain(
+        "wind-rgb", paths[0], tmp_path, paths, None, True, 64, (64, 64), names, "rgb", (0.0, 100.0)
+    )
     assert bench_cpu._map50(dom, [str(p) for p in paths], detections) == 1.0
     wrong = [(b, c, [1 - k[0]]) for b, c, k in detections]  # every class swapped
     assert bench_cpu._map50(dom, [str(p) for p in paths], wrong) == 0.0

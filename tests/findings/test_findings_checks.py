@@ -18,7 +18,14 @@ import pytest
 
 from findings import build as B
 from findings.build import BuildOptions, build_findings
-from findings.checks import MIN_SLOT_COVERAGE, check_findings, convex_overlap, polygon_area, slot_coverage
+from findings.checks import (
+    MIN_SLOT_COVERAGE,
+    check_findings,
+    check_same_place,
+    convex_overlap,
+    polygon_area,
+    slot_coverage,
+)
 from findings.grading import MIN_AREA_DELTA_T_K
 from findings.layout import parse_layout
 from findings.reports import geojson, write_reports
@@ -331,3 +338,43 @@ def test_suppressed_findings_are_audited_in_reports_and_left_out_of_exports_and_
     # the score counts the findings only: the same with or without the suppressed list
     assert score(ff.doc, case.root) == score({**ff.doc, "suppressed": []}, case.root)
     assert score(ff.doc, case.root)["precision"] >= 0.9
+
+
+# ------------------------------------------------------------------------------------------- same-place
+def _placed(
+    cls: str, conf: float, module: str | None, east_m: float, north_m: float, size: float = 0.19
+) -> dict:
+    lat0, lon0 = 43.6261, 1.7044
+    lat = lat0 + north_m / 110_574.0
+    lon = lon0 + east_m / (111_320.0 * np.cos(np.radians(lat)))
+    return {"class": cls, "confidence": conf, "size_m": size, "asset": {"module_id": module},
+            "location": {"located": True, "lat": lat, "lon": lon}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("second", "rejected"),
+    [
+        (_placed("hotspot_single_cell", 0.27, "M021", 0.02, 0.0), True),  # flight 2001: the same cell twice
+        (_placed("hotspot_single_cell", 0.27, "M021", 0.40, 0.0), False),  # another cell of the module
+        (_placed("hotspot_multi_cell", 0.27, "M021", 0.02, 0.0), False),  # another class: not this rule's
+        (_placed("hotspot_single_cell", 0.27, "M022", 0.02, 0.0), False),  # the neighbouring module's edge
+        (_placed("module_offline", 0.5, "M021", 0.6, 0.0, size=1.8), False),  # a different class and size
+    ],
+    ids=["same-cell", "other-cell", "other-class", "other-module", "module-size"],
+)
+def test_same_place_keeps_one_finding_per_defect(second: dict, rejected: bool) -> None:
+    first = _placed("hotspot_single_cell", 0.28, "M021", 0.0, 0.0)
+    out = check_same_place([second, first])
+    assert out[1] is None  # the more confident one stands
+    if rejected:
+        assert out[0]["rule"] == "same-place" and out[0]["result"] == "failed" and out[0]["distance_m"] < 0.05
+        assert "module M021" in out[0]["reason"]
+    else:
+        assert out[0] is None
+
+
+def test_same_place_judges_nothing_without_a_module_or_a_location() -> None:
+    a = _placed("hotspot_single_cell", 0.9, None, 0.0, 0.0)
+    b = _placed("hotspot_single_cell", 0.5, None, 0.0, 0.0)
+    c = {**_placed("hotspot_single_cell", 0.4, "M1", 0.0, 0.0), "location": {"located": False}}
+    assert check_same_place([a, b, c]) == [None, None, None]
