@@ -221,7 +221,7 @@ def export_variants(dom: Domain, cache: Path, calib_count: int, dynamic_batch: b
     for key, size in shapes.items():
         with contextlib.chdir(folder):
             ov_dir = Path(YOLO(str(dom.weights)).export(format="openvino", imgsz=size, verbose=False))
-        target = folder / key.replace("-", "_")
+        target = folder / {"ultralytics-openvino": "ultralytics_openvino_model"}.get(key, "rect_openvino_model")
         if target.exists():
             shutil.rmtree(target)
         shutil.move(str(ov_dir), target)
