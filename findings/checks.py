@@ -772,7 +772,7 @@ def _east_north_m(f: dict[str, Any]) -> tuple[float, float] | None:
 def check_same_place(kept: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
     """The ``same-place`` check (module docstring) over the kept PV findings ``kept``: per finding the failed
     check when a more confident finding of its class on its module lies at the same place, else None."""
-    order = sorted(range(len(kept)), key=lambda i: (-kept[i]["confidence"], i))
+    order = sorted(range(len(kept)), key=lambda i: (-kept[i].get("confidence", 0.0), i))
     out: list[dict[str, Any] | None] = [None] * len(kept)
     standing: list[int] = []
     for i in order:
@@ -792,8 +792,8 @@ def check_same_place(kept: Sequence[dict[str, Any]]) -> list[dict[str, Any] | No
                 out[i] = {
                     "rule": "same-place",
                     "result": "failed",
-                    "other_confidence": g["confidence"],
-                    "confidence": f["confidence"],
+                    "other_confidence": g.get("confidence"),
+                    "confidence": f.get("confidence"),
                     "distance_m": round(d, 3),
                     "limit_m": round(limit, 3),
                     "reason": f"a more confident {g['class'].replace('_', ' ')} finding on module {module} lies "
