@@ -142,6 +142,13 @@ class FrameRunner:
             return False
         return int(shape[0]) * int(shape[1]) > self.min_pixels
 
+    def decode(
+        self, data: bytes, source: str | Path = "<bytes>"
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Image bytes → (pixels, the full (h, w) when reduced): a JPEG this runner detects whole is decoded at the
+        scale the model needs (:meth:`detection.inference.Detector.decode_frame`), sliced frames at full size."""
+        return self.detector.decode_frame(data, source, lambda s: not self.use_slicing(s))
+
     def detect_encoded(self, data: bytes, source: str | Path = "<bytes>") -> tuple[Detections, bool]:
         """Image bytes → (Detections in the frame's pixels, whether it was sliced), decoding as the folder source
         does (:meth:`jetson.pipeline.Pipeline.decode`: a JPEG detected whole at the scale the model needs).
@@ -149,7 +156,7 @@ class FrameRunner:
         Raises:
             detection.images.ImageReadError: undecodable bytes.
         """
-        image, full = self.detector.decode_frame(data, source, lambda s: not self.use_slicing(s))
+        image, full = self.decode(data, source)
         if full is not None:
             return self.detector.predict_prepared([self.detector.prepare_one(image, full)])[0], False
         return self(image)

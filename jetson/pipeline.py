@@ -252,7 +252,7 @@ class Pipeline:
         """The folder source's decoder (:data:`jetson.sources.Decoder`): a JPEG this runner detects whole is
         decoded at the scale the model needs (:meth:`detection.inference.Detector.decode_frame`), as the cloud
         pipeline does; sliced frames and other formats at full size."""
-        return self.runner.detector.decode_frame(data, path, lambda s: not self.runner.use_slicing(s))
+        return self.runner.decode(data, path)
 
     def process(self, frame: Frame, prepared: PreparedImage | None = None) -> dict[str, Any]:
         """Detect in one frame, store the result (one transaction), export it; returns the payload.
