@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +33,12 @@ SKYINSPECT_KEYS = (
     "metrics",
     "export",
 )
-OPTIONAL_SKYINSPECT_KEYS = ("slice_tile",)
-"""Written only where they apply: ``slice_tile`` for models trained on tiles (see :func:`slice_tile_for`)."""
+OPTIONAL_SKYINSPECT_KEYS = ("slice_tile", "conf")
+"""Written only where they apply: ``slice_tile`` for models trained on tiles (see :func:`slice_tile_for`); ``conf``,
+the model's operating point (confidence threshold) chosen on its validation flight (``detection.default_models``)."""
 INPUT_KINDS = ("rgb", "thermal")
+DEFAULT_CONF = 0.25
+"""The confidence threshold of a model whose metadata has no ``skyinspect.conf`` (see :func:`resolve_conf`)."""
 
 
 class ModelMetadataError(ValueError):
@@ -87,6 +91,8 @@ class ModelMeta:
         slice_tile: (height, width) frame pixels per tile when a large frame is sliced, so tiles reach the model at
             the scale it was trained at (a model trained on 640 px tiles resized to 320 slices 640 px tiles);
             ``None``: tiles of the input size (pixels 1:1).
+        conf: the model's operating point, ``skyinspect.conf``: the confidence threshold in (0, 1) chosen on its
+            validation flight, used wherever no threshold is configured (:func:`resolve_conf`); ``None``: absent.
         source: where the metadata came from (a file path), for messages.
         extra: every other key, parsed where it is JSON (``skyinspect.metrics``, ``args``…), prefix kept.
     """
@@ -103,6 +109,7 @@ class ModelMeta:
     input_kind: str = "rgb"
     thermal_window_c: tuple[float, float] = radiometry.DEFAULT_WINDOW_C
     slice_tile: tuple[int, int] | None = None
+    conf: float | None = None
     normalisation: str = "0-1"
     model_version: str | None = None
     dataset_version: str | None = None
@@ -208,6 +215,7 @@ class ModelMeta:
                     f"{src}: metadata key 'skyinspect.slice_tile' must be [height, width] pixels >= 32, got {raw!r}"
                 )
             slice_tile = (int(raw[0]), int(raw[1]))
+        conf = parse_conf(sky["conf"], src) if sky.get("conf") not in (None, "") else None
 
         try:
             args = _literal("args", metadata["args"], src) if metadata.get("args") else {}
@@ -245,6 +253,7 @@ class ModelMeta:
             input_kind=input_kind,
             thermal_window_c=window,
             slice_tile=slice_tile,
+            conf=conf,
             normalisation=str(sky.get("normalisation") or "0-1"),
             model_version=sky.get("model_version") or None,
             dataset_version=sky.get("dataset_version") or None,
@@ -301,6 +310,8 @@ class ModelMeta:
         }
         if self.slice_tile is not None:
             out[PREFIX + "slice_tile"] = json.dumps(list(self.slice_tile))
+        if self.conf is not None:
+            out[PREFIX + "conf"] = json.dumps(self.conf)
         if self.domain is not None:
             out[PREFIX + "domain"] = self.domain.value
         for key in ("taxonomy_version", "model_version", "dataset_version"):
@@ -309,6 +320,37 @@ class ModelMeta:
         for key, value in self.extra.items():
             out[key] = value if isinstance(value, str) else json.dumps(value)
         return out
+
+
+def parse_conf(raw: Any, source: str | Path = "<memory>") -> float:
+    """The value of a ``skyinspect.conf`` key (a JSON number as text, or a number) → a float in (0, 1).
+
+    Raises:
+        ModelMetadataError: not a number, or not strictly between 0 and 1; the message names ``source`` and the key.
+    """
+    src = str(source)
+    value = _literal(PREFIX + "conf", raw, src)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value < 1
+    ):
+        raise ModelMetadataError(
+            f"{src}: metadata key {PREFIX + 'conf'!r} must be a confidence threshold in (0, 1), got {raw!r}"
+        )
+    return float(value)
+
+
+def resolve_conf(explicit: float | None, meta: ModelMeta | None) -> tuple[float, str]:
+    """The confidence threshold to run ``meta``'s model at, and where it came from: ``(explicit, "config")`` when
+    one was configured (command line, run config, edge.yaml), else ``(meta.conf, "model")`` when the model carries
+    its operating point (``skyinspect.conf``), else ``(DEFAULT_CONF, "default")``."""
+    if explicit is not None:
+        return float(explicit), "config"
+    if meta is not None and meta.conf is not None:
+        return meta.conf, "model"
+    return DEFAULT_CONF, "default"
 
 
 def slice_tile_for(
