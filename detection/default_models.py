@@ -361,22 +361,27 @@ def frame_detections(detector: Any, flight: Path) -> list[tuple[str, tuple[int, 
 
 
 def filter_conf(
-    frames: list[tuple[str, tuple[int, int], str, Any]], detector: Any, conf: float, model: dict[str, Any]
+    frames: list[tuple[str, tuple[int, int], str, Any]],
+    names: dict[int, str],
+    conf: float,
+    model: dict[str, Any],
+    merge: Any = None,
 ) -> list[dict[str, Any]]:
     """The detection records (``detections.jsonl`` lines) a run at ``conf`` gives, from :func:`frame_detections`
-    computed at a lower threshold: boxes scoring above ``conf`` kept, sliced frames' tiles then merged."""
+    computed at a lower threshold: boxes scoring above ``conf`` kept; sliced frames' tiles then merged by ``merge``
+    (``SlicedDetector.merge_detections`` of the detector that sliced them)."""
     from detection.detections import Detections
-    from detection.slicing import SlicedDetector
 
-    sliced = SlicedDetector(detector, batch_size=detector.batch_size)
     records = []
     for rel, (h, w), mode, dets in frames:
         kept = dets[dets.confidence > conf]
         if mode == "tiles":
-            kept = sliced.merge_detections(kept)
+            if merge is None:
+                raise ValueError(f"{rel}: sliced frame detections need the slicer's merge")
+            kept = merge(kept)
         plain = Detections(kept.xyxy, kept.confidence, kept.class_id)
         records.append({"relative_path": rel, "image_key": rel, "width": w, "height": h, "model": model,
-                        "detections": plain.to_records(detector.names), "error": None})  # fmt: skip
+                        "detections": plain.to_records(names), "error": None})  # fmt: skip
     return records
 
 
@@ -406,6 +411,31 @@ def findings_scores(records: list[dict[str, Any]], flight_dir: Path, domain: str
     return score(built.doc, flight_dir)
 
 
+def grid_scores(
+    frames: list[tuple[str, tuple[int, int], str, Any]],
+    names: dict[int, str],
+    val_flight: Path,
+    domain: str,
+    grid: tuple[float, ...] = CONF_GRID,
+    model: dict[str, Any] | None = None,
+    merge: Any = None,
+) -> list[dict[str, Any]]:
+    """One row per threshold of ``grid`` (ascending): the findings' unique-defect recall, precision and F1 on
+    ``val_flight`` when ``frames`` (:func:`frame_detections`, at a threshold below the grid's) are kept above it."""
+    rows = []
+    for conf in sorted(grid):
+        records = filter_conf(frames, names, conf, model or {"domain": domain}, merge)
+        s = findings_scores(records, val_flight, domain)
+        r, pr = float(s["recall"]), float(s["precision"])
+        f1 = 2 * r * pr / (r + pr) if r + pr else 0.0
+        rows.append({"conf": conf, "recall": round(r, 4), "precision": round(pr, 4), "f1": round(f1, 4),
+                     "findings": s["findings"], "matched": s["matched"], "truth_defects": s["truth_defects"],
+                     "duplicate_rate": round(float(s["duplicate_rate"]), 4)})  # fmt: skip
+        logger.info("%s conf %.2f: recall %.3f precision %.3f F1 %.3f (%d findings)", domain, conf, r, pr, f1,
+                    s["findings"])  # fmt: skip
+    return rows
+
+
 def pick_best(grid: list[dict[str, Any]]) -> dict[str, Any]:
     """The grid row with the highest F1; ties (common on a small flight: a plateau of thresholds giving the same
     findings) go to the middle of the tied values (lower middle for an even count), away from both edges."""
@@ -426,22 +456,15 @@ def choose_operating_point(onnx_file: Path, val_flight: Path, domain: str,
         ValueError: an empty grid or a threshold outside (0, 1).
     """
     from detection.inference import Detector
+    from detection.slicing import SlicedDetector
 
     if not grid or not all(0 < c < 1 for c in grid):
         raise ValueError(f"operating point grid must be thresholds in (0, 1), got {grid}")
     detector = Detector.from_onnx(onnx_file, conf=min(grid))
     frames = frame_detections(detector, val_flight / "flight")
     model = {"domain": domain, "version": detector.meta.model_version, "sha256": None}
-    rows = []
-    for conf in sorted(grid):
-        s = findings_scores(filter_conf(frames, detector, conf, model), val_flight, domain)
-        r, pr = float(s["recall"]), float(s["precision"])
-        f1 = 2 * r * pr / (r + pr) if r + pr else 0.0
-        rows.append({"conf": conf, "recall": round(r, 4), "precision": round(pr, 4), "f1": round(f1, 4),
-                     "findings": s["findings"], "matched": s["matched"], "truth_defects": s["truth_defects"],
-                     "duplicate_rate": round(float(s["duplicate_rate"]), 4)})  # fmt: skip
-        logger.info("%s conf %.2f: recall %.3f precision %.3f F1 %.3f (%d findings)", domain, conf, r, pr, f1,
-                    s["findings"])  # fmt: skip
+    merge = SlicedDetector(detector, batch_size=detector.batch_size).merge_detections
+    rows = grid_scores(frames, detector.names, val_flight, domain, grid, model, merge)
     best = pick_best(rows)
     return {
         "conf": best["conf"],
