@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from detection import taxonomy
-from detection.model_meta import ModelMeta, ModelMetadataError, slice_tile_for, train_tile_of
+from detection.model_meta import (
+    DEFAULT_CONF,
+    ModelMeta,
+    ModelMetadataError,
+    resolve_conf,
+    slice_tile_for,
+    train_tile_of,
+)
 
 WIND = taxonomy.class_names("wind-rgb")
 ULTRA = {
@@ -171,3 +178,77 @@ def test_train_tile_of_reads_data_yaml(tmp_path) -> None:
     assert train_tile_of(tiled) == 640
     assert train_tile_of(whole) is None and train_tile_of(broken) is None
     assert train_tile_of(tmp_path / "missing.yaml") is None and train_tile_of(None) is None
+
+
+# ------------------------------------------------------------------------------------------------ operating point
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("0.1", 0.1),
+        (" 0.35 ", 0.35),
+        ("0.4", 0.4),
+        (0.5, 0.5),  # a non-string value (an in-memory map) passes through
+        ("", None),  # written empty: absent
+        (None, None),
+    ],
+)
+def test_conf_is_read_and_round_trips(value, want) -> None:
+    md = {**ULTRA} if value is None else {**ULTRA, "skyinspect.conf": value}
+    meta = ModelMeta.from_metadata(md, "wind.onnx")
+    assert meta.conf == want
+    written = meta.to_metadata()
+    assert ("skyinspect.conf" in written) is (want is not None)
+    assert ModelMeta.from_metadata(written).conf == want
+    assert "skyinspect.conf" not in meta.extra
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("0", "must be a confidence threshold in \\(0, 1\\), got '0'"),
+        ("1", "must be a confidence threshold in \\(0, 1\\)"),
+        ("1.5", "must be a confidence threshold in \\(0, 1\\)"),
+        ("-0.1", "must be a confidence threshold in \\(0, 1\\)"),
+        ("true", "must be a confidence threshold in \\(0, 1\\)"),  # a bool is not a threshold
+        ("[0.25]", "must be a confidence threshold in \\(0, 1\\)"),
+        ("'0.25'", "must be a confidence threshold in \\(0, 1\\)"),  # a quoted string
+        ("nan", "is not a JSON or Python literal"),
+        ("high", "is not a JSON or Python literal"),
+    ],
+)
+def test_bad_conf_is_refused_naming_file_and_key(value, match) -> None:
+    with pytest.raises(ModelMetadataError, match=rf"^wind\.onnx: metadata key 'skyinspect\.conf' {match}"):
+        ModelMeta.from_metadata({**ULTRA, "skyinspect.conf": value}, "wind.onnx")
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0.15", True), ("1.5", False)])
+def test_conf_in_a_real_onnx_file(tmp_path, onnx_model, value, ok) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_model.path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "skyinspect.conf", value
+    path = tmp_path / "with-conf.onnx"
+    onnx.save(model, str(path))
+    if ok:
+        assert ModelMeta.from_onnx(path).conf == float(value)
+        assert ModelMeta.from_onnx(onnx_model.path).conf is None  # the key is optional
+    else:
+        with pytest.raises(ModelMetadataError, match=rf"{path}: metadata key 'skyinspect\.conf' must be"):
+            ModelMeta.from_onnx(path)
+
+
+@pytest.mark.parametrize(
+    ("explicit", "model_conf", "want"),
+    [
+        (None, 0.1, (0.1, "model")),  # nothing configured: the model's operating point
+        (None, None, (DEFAULT_CONF, "default")),  # and without one: 0.25
+        (0.3, 0.1, (0.3, "config")),  # a configured value wins, exactly as given
+        (0.25, None, (0.25, "config")),
+        (0.0, 0.1, (0.0, "config")),  # 0 is a value, not "unset"
+    ],
+)
+def test_resolve_conf(explicit, model_conf, want) -> None:
+    md = {**ULTRA} if model_conf is None else {**ULTRA, "skyinspect.conf": str(model_conf)}
+    assert resolve_conf(explicit, ModelMeta.from_metadata(md)) == want
+    assert resolve_conf(explicit, None) == (want if explicit is not None else (DEFAULT_CONF, "default"))
