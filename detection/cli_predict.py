@@ -73,7 +73,10 @@ def annotate(
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @click.option(
-    "--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1), help="Confidence threshold."
+    "--conf",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="Confidence threshold [default: the model's operating point (its skyinspect.conf metadata), else 0.25].",
 )
 @click.option(
     "--iou", default=0.45, show_default=True, type=click.FloatRange(0, 1), help="NMS IoU threshold."
@@ -124,7 +127,7 @@ def annotate(
 def predict(
     model: Path,
     images: tuple[str, ...],
-    conf: float,
+    conf: float | None,
     iou: float,
     max_det: int,
     sliced: bool,
@@ -140,14 +143,14 @@ def predict(
     """Detect defects in IMAGES (files or folders) with the ONNX MODEL; class names come from the model itself."""
     from detection.backends import BackendError
     from detection.inference import Detector
-    from detection.model_meta import ModelMetadataError
+    from detection.model_meta import DEFAULT_CONF, ModelMetadataError, resolve_conf
     from detection.preprocess import to_model_image
     from detection.slicing import SlicedDetector
 
     try:
         detector = Detector.from_onnx(
             model,
-            conf=conf,
+            conf=DEFAULT_CONF if conf is None else conf,
             iou=iou,
             max_det=max_det,
             providers=list(providers) or None,
@@ -155,6 +158,9 @@ def predict(
         )
     except (BackendError, ModelMetadataError) as exc:
         raise click.ClickException(str(exc)) from exc
+    detector.conf, conf_from = resolve_conf(conf, detector.meta)
+    if not as_json:
+        click.echo(f"confidence threshold {detector.conf:g} (from {conf_from})", err=True)
     runner = (
         SlicedDetector(detector, tile=tile, overlap=overlap, full_frame=full_frame, merge=merge)  # type: ignore[arg-type]
         if sliced
@@ -190,6 +196,8 @@ def predict(
                 "model_version": meta.model_version,
                 "domain": domain,
                 "sliced": sliced,
+                "conf": detector.conf,
+                "conf_from": conf_from,
                 "inference_ms": round(ms, 1),
                 "detections": dets.to_records(meta.names),
             }

@@ -94,7 +94,11 @@ class DetectionConfig(dg.Config):
 
     batch_size: int = Field(default=8, description="Whole frames per model call.")
     workers: int = Field(default=4, description="Download + decode threads.")
-    conf: float = Field(default=0.25, description="Keep detections scoring above this.")
+    conf: float | None = Field(
+        default=None,
+        description="Keep detections scoring above this. None: the model's operating point (its skyinspect.conf "
+        "metadata, chosen on its validation flight), else 0.25.",
+    )
     iou: float = Field(default=0.45, description="NMS IoU threshold.")
     slice_factor: float = Field(default=2.0, description="Slice frames larger than this many slicing tiles.")
     intra_op_threads: int | None = Field(default=None, description="CPU inference threads (None: default).")
@@ -203,6 +207,7 @@ def flight_detections(
     models: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     from detection.flight import FlightDetectionStats, detect_flight
+    from detection.model_meta import DEFAULT_CONF, resolve_conf
     from ingest.manifest import read_manifest
     from pipelines.resources import open_detector
 
@@ -220,12 +225,16 @@ def flight_detections(
         context.log.info("model for %s: %s", kind, resolved.reason)
         detector = open_detector(
             resolved.path,
-            conf=config.conf,
+            conf=DEFAULT_CONF if config.conf is None else config.conf,
             iou=config.iou,
             batch_size=config.batch_size,
             intra_op_threads=config.intra_op_threads,
             hint=config.hint,
         )
+        # the threshold: the run config's, else the model's own operating point (skyinspect.conf), else 0.25;
+        # detect_flight puts it in the run tag of its parts
+        detector.conf, conf_from = resolve_conf(config.conf, detector.meta)
+        context.log.info("confidence threshold %.3g (from %s)", detector.conf, conf_from)
         stats = FlightDetectionStats()
         model = {"domain": resolved.domain, "version": resolved.version, "sha256": resolved.sha256}
         detect_flight(
@@ -251,6 +260,8 @@ def flight_detections(
             "seconds": round(stats.seconds, 2),
             "ms_per_image": round(1000 * stats.inference_s / max(stats.images, 1), 1),
             "model": resolved.to_dict(),
+            "conf": detector.conf,
+            "conf_from": conf_from,
             "key": stats.key,
         }
     )

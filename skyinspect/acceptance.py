@@ -107,16 +107,27 @@ def run_one(
         keep.mkdir(parents=True, exist_ok=True)
         (keep / "findings.json").write_text(json.dumps(doc, indent=1, default=str), "utf-8")
         (keep / "scores.json").write_text(json.dumps({"render": str(folder), **scores}, indent=1), "utf-8")
-    row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "conf": conf, "model": model.reason,
-                           "detections": result.metadata.get("flight_detections", {}).get("detections"),
+    detected = result.metadata.get("flight_detections", {})
+    row: dict[str, Any] = {"kind": spec.kind, "seed": spec.seed, "images": images, "model": model.reason,
+                           "conf": detected.get("conf", conf), "conf_from": detected.get("conf_from"),
+                           "detections": detected.get("detections"),
                            "seconds": round(time.perf_counter() - t0, 1), **scores}  # fmt: skip
     row["meets"] = {k: m for k in TARGETS if (m := meets(spec.kind, k, scores.get(k))) is not None}
     return row
 
 
 def _run_config(conf: float | None) -> dict[str, Any] | None:
-    """Dagster run config of the flight job: the detector's confidence threshold when given (else its default)."""
+    """Dagster run config of the flight job: the detector's confidence threshold when given (else the job's
+    default: the model's operating point, ``skyinspect.conf``, else 0.25)."""
     return None if conf is None else {"ops": {"flight_detections": {"config": {"conf": conf}}}}
+
+
+def _conf_cell(row: dict[str, Any]) -> str:
+    """``0.4 (model)``: the threshold the flight ran at and where it came from."""
+    conf = row.get("conf")
+    if conf is None:
+        return "n/a"
+    return f"{conf:g}" + (f" ({row['conf_from']})" if row.get("conf_from") else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="Keep findings.json and scores per flight here."
     )
     parser.add_argument("--conf", type=float, default=None,
-                        help="Detector confidence threshold (default: the flight job's, 0.25).")  # fmt: skip
+                        help="Detector confidence threshold (default: the model's operating point, its "
+                             "skyinspect.conf metadata, else 0.25).")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args(argv)
     if args.conf is not None and not 0 < args.conf < 1:
@@ -173,15 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"flights": rows}, indent=2, default=str))
         return 0
     keys = list(TARGETS)
-    print("| kind | seed | images | detections | " + " | ".join(keys) + " |", file=sys.stdout)
-    print("|---" * (4 + len(keys)) + "|")
+    print("| kind | seed | images | conf | detections | " + " | ".join(keys) + " |", file=sys.stdout)
+    print("|---" * (5 + len(keys)) + "|")
     for row in rows:
         cells = []
         for k in keys:
             v, ok = row.get(k), row["meets"].get(k)
             cells.append("n/a" if v is None else f"{v:.3f}" + ("" if ok is None else (" ✓" if ok else " ✗")))
         print(
-            f"| {row['kind']} | {row['seed']} | {row['images']} | {row['detections']} | "
+            f"| {row['kind']} | {row['seed']} | {row['images']} | {_conf_cell(row)} | {row['detections']} | "
             + " | ".join(cells)
             + " |"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from fixtures_inference import NAMES, synthetic_frame
 
 from detection.cli_predict import annotate, class_colours, expand_images
+from detection.default_models import write_conf
 from detection.detections import Detections
 from detection.inference import Detector
 from skyinspect.cli import cli
@@ -93,3 +95,28 @@ def test_helpers(tmp_path: Path) -> None:
     dets = Detections([[5, 5, 30, 30]], [0.9], [1])
     drawn = annotate(img, dets, dict(enumerate(NAMES)), colours)
     assert drawn.shape == img.shape and (drawn != img).any() and (img == synthetic_frame(50, 80)).all()
+
+
+@pytest.mark.parametrize(
+    ("model_conf", "args", "want"),
+    [
+        (0.4, [], (0.4, "model")),  # no --conf: the model's operating point (skyinspect.conf)
+        (0.4, ["--conf", "0.05"], (0.05, "config")),  # an explicit --conf is used as given
+        (None, [], (0.25, "default")),  # a model without the key: 0.25
+    ],
+)
+def test_conf_defaults_to_the_models_operating_point(
+    onnx_model, image_dir: Path, tmp_path: Path, model_conf: float | None, args: list[str], want: tuple
+) -> None:
+    model = tmp_path / "model.onnx"
+    shutil.copy(onnx_model.path, model)
+    if model_conf is not None:
+        write_conf(model, model_conf)
+    result = CliRunner().invoke(cli, ["predict", str(model), str(image_dir), "--json", *args])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 2 and {(r["conf"], r["conf_from"]) for r in lines} == {want}
+    assert all(d["confidence"] > want[0] for r in lines for d in r["detections"])
+    # the human-readable run says it on stderr
+    plain = CliRunner().invoke(cli, ["predict", str(model), str(image_dir / "DJI_0000.png"), *args])
+    assert f"confidence threshold {want[0]:g} (from {want[1]})" in plain.stderr

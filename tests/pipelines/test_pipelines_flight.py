@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -43,6 +44,41 @@ def test_manifest_and_detections_materialize_with_the_shipped_model(
     assert len(lines) == 2 and sum(len(json.loads(x)["detections"]) for x in lines) == meta["detections"]
     assert instance.has_dynamic_partition("flights", partition_key(SITE, "F-det"))
     assert result.outputs["detections"] == keys.detections_key(SITE, "F-det")
+
+
+@pytest.mark.parametrize(
+    ("model_conf", "run_conf", "want"),
+    [
+        (0.4, None, (0.4, "model")),  # no threshold in the run config: the model's operating point
+        (0.4, 0.05, (0.05, "config")),  # an explicit one is used exactly as before
+        (None, None, (0.25, "default")),  # a model without skyinspect.conf: 0.25
+    ],
+)
+def test_the_detection_threshold_is_the_models_unless_configured(
+    object_store, pipeline_settings: Settings, wind_onnx: Path, wind_flight: Path, tmp_path: Path,
+    model_conf: float | None, run_conf: float | None, want: tuple[float, str],
+) -> None:  # fmt: skip
+    from detection.default_models import write_conf
+    from pipelines.resources import ModelRegistryResource, ObjectStoreResource, SettingsResource
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(wind_onnx, models / "wind-rgb.onnx")
+    if model_conf is not None:
+        write_conf(models / "wind-rgb.onnx", model_conf)
+    store = ObjectStoreResource(settings=SettingsResource.from_settings(pipeline_settings))
+    resources = {"store": store, "models": ModelRegistryResource(store=store, models_dir=str(models))}
+    ingest(wind_flight / "flight", object_store, pipeline_settings, "F-conf")
+    run_config = None if run_conf is None else {"ops": {"flight_detections": {"config": {"conf": run_conf}}}}
+    result = run_flight(
+        pipeline_settings, SITE, "F-conf", resources=resources, assets=["flight_manifest", "flight_detections"],
+        run_config=run_config, instance=dg.DagsterInstance.local_temp(mkdir(tmp_path / "dagster")),
+    )  # fmt: skip
+    assert result.success, result.failures
+    meta = result.metadata["flight_detections"]
+    assert (meta["conf"], meta["conf_from"]) == want
+    lines = object_store.get_bytes(keys.detections_key(SITE, "F-conf")).splitlines()
+    assert all(d["confidence"] > want[0] for x in lines for d in json.loads(x)["detections"])
 
 
 @pytest.mark.skipif(not _has_findings_stage(), reason="findings.api.process_flight has not landed")
