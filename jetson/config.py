@@ -13,7 +13,8 @@ the on-site runtime does with frames. Where it is looked for (first found wins):
 Every key, with its default (``jetson/deploy/edge.example.yaml`` is the same, commented)::
 
     device: ""                 # device id in object keys edge/{device}/...; "" = the host name (made key-safe)
-    conf: 0.25                 # keep detections scoring above this
+    conf: null                 # keep detections scoring above this (null = the model's operating point, its
+                               #   skyinspect.conf metadata chosen on its validation flight; else 0.25)
     iou: 0.45                  # NMS IoU threshold
     max_det: 300               # at most this many detections per frame
     batch_size: 8              # tiles / frames per model call
@@ -133,7 +134,7 @@ class EdgeConfig:
     """Inference and runtime settings of the on-site device (see the module docstring for every key)."""
 
     device: str = ""
-    conf: float = 0.25
+    conf: float | None = None
     iou: float = 0.45
     max_det: int = 300
     batch_size: int = 8
@@ -234,6 +235,8 @@ def _build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> 
             values[name] = str(raw).strip().lower()
         elif name in ("device",):
             values[name] = "" if raw is None else str(raw)
+        elif name == "conf":
+            values[name] = None if raw is None else _coerce(raw, 0.0, here)
         elif name in ("intra_op_threads", "tile"):
             values[name] = None if raw is None else _coerce(raw, 1, here)
         else:
@@ -243,7 +246,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> 
 
 def _validate(cfg: EdgeConfig, where: str) -> None:
     checks = [
-        (0.0 <= cfg.conf <= 1.0, "conf must be in 0..1"),
+        (cfg.conf is None or 0.0 <= cfg.conf <= 1.0, "conf must be in 0..1 (or null: the model's)"),
         (
             cfg.model_kind in ("onnx", "onnx-fp16", "onnx-int8"),
             "model_kind must be onnx, onnx-fp16 or onnx-int8",

@@ -22,6 +22,7 @@ import numpy as np
 
 from detection.detections import Detections
 from detection.inference import Detector
+from detection.model_meta import DEFAULT_CONF, resolve_conf
 from detection.slicing import SlicedDetector
 from jetson.config import EdgeConfig
 
@@ -79,7 +80,10 @@ def provider_options_for(model: Path, cfg: EdgeConfig) -> dict[str, dict[str, An
 
 
 def open_detector(model: Path, cfg: EdgeConfig, cache_dir: Path) -> Detector:
-    """The shared Detector on ``model`` with the config's thresholds and providers (choice logged).
+    """The shared Detector on ``model`` with the config's thresholds and providers (choice logged). The confidence
+    threshold is the config's ``conf``, else the model's operating point (``skyinspect.conf``), else 0.25
+    (:func:`detection.model_meta.resolve_conf`); the log line says which it was (``config`` / ``model`` /
+    ``default``).
 
     Raises:
         BackendError: the file cannot be loaded or a configured provider is unavailable.
@@ -88,7 +92,7 @@ def open_detector(model: Path, cfg: EdgeConfig, cache_dir: Path) -> Detector:
     options = provider_options_for(model, cfg)
     detector = Detector.from_onnx(
         model,
-        conf=cfg.conf,
+        conf=DEFAULT_CONF if cfg.conf is None else cfg.conf,
         iou=cfg.iou,
         max_det=cfg.max_det,
         batch_size=cfg.batch_size,
@@ -100,14 +104,17 @@ def open_detector(model: Path, cfg: EdgeConfig, cache_dir: Path) -> Detector:
         backend=cfg.backend,
         hint=cfg.performance_hint,
     )
+    detector.conf, conf_from = resolve_conf(cfg.conf, detector.meta)
     logger.info(
-        "model %s: providers %s, input %s, %d classes (%s), int8 %s",
+        "model %s: providers %s, input %s, %d classes (%s), int8 %s, conf %.3g (from %s)",
         model,
         detector.backend.providers,
         detector.input_hw,
         detector.meta.nc,
         detector.meta.domain.value if detector.meta.domain else "no domain",
         bool(options.get(TRT, {}).get("trt_int8_enable")) and TRT in detector.backend.providers,
+        detector.conf,
+        conf_from,
     )
     return detector
 

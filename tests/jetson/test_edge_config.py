@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import build_tiny_onnx
 
 from jetson import config as edge_config
 from jetson.config import EdgeConfig, EdgeConfigError, load_edge_config, parse_edge_config
+from jetson.engine import open_detector
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "jetson" / "deploy" / "edge.example.yaml"
@@ -131,3 +133,40 @@ def test_device_id_defaults_to_a_key_safe_host_name() -> None:
 
     assert validate_id(EdgeConfig().device_id(), "device")
     assert EdgeConfig(device="jetson-07").device_id() == "jetson-07"
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("iou: 0.5\n", None),  # not set: the model's operating point
+        ("conf: null\n", None),
+        ("conf: 0.4\n", 0.4),
+        ("conf: 0\n", 0.0),  # a whole number is a threshold too
+    ],
+)
+def test_conf_is_null_unless_set(tmp_path: Path, text: str, want: float | None) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    assert load_edge_config(path).conf == want
+
+
+@pytest.mark.parametrize(
+    ("model_conf", "cfg_conf", "want"),
+    [
+        ("0.4", None, (0.4, "model")),  # conf: null → the model's skyinspect.conf
+        ("0.4", 0.3, (0.3, "config")),  # an explicit conf is used exactly as before
+        (None, None, (0.25, "default")),  # a model without the key: 0.25
+    ],
+)
+def test_the_runtime_takes_the_models_operating_point_when_conf_is_null(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    model_conf: str | None,
+    cfg_conf: float | None,
+    want: tuple,
+) -> None:
+    model = build_tiny_onnx(tmp_path / "tiny.onnx", {"skyinspect.conf": model_conf})
+    with caplog.at_level("INFO", logger="jetson.engine"):
+        detector = open_detector(model, EdgeConfig(conf=cfg_conf), tmp_path / "cache")
+    assert detector.conf == want[0]
+    assert f"conf {want[0]:g} (from {want[1]})" in caplog.text
