@@ -13,6 +13,7 @@ from detection.default_models import (
     MAX_WEIGHTS_BYTES,
     PROFILES,
     Profile,
+    _stale_flight,
     check_profile,
     evaluate_only,
     main,
@@ -37,8 +38,8 @@ def test_every_domain_has_a_valid_profile() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"heldout_seed": 1000}, "held-out seed 1000 is also a training"),
-        ({"val_seed": 1001}, "must all differ"),
+        ({"train_seeds": (1000, 1001), "heldout_seed": 1000}, "held-out seed 1000 is also a training"),
+        ({"train_seeds": (1000, 1001), "val_seed": 1001}, "must all differ"),
         ({"train_seeds": (1000, 1000)}, "must all differ"),
         ({"tile": 300}, "tile 300 must be a multiple of 32"),
         ({"domain": "solar"}, "unknown domain"),
@@ -63,7 +64,11 @@ def test_quick_run_of_one_domain(tmp_path: Path) -> None:
     assert json.loads((dest / "card.json").read_text()) == json.loads(json.dumps(card))
     assert card["command"] == "make models QUICK=1"
     assert card["dataset"]["version"] == dataset_version(tmp_path / "work" / "dataset")
-    assert card["dataset"]["train_flight_seeds"] == [1000] and card["heldout"]["flight_seed"] == 2000
+    train_seed, val_seed, heldout_seed = profile.train_seeds[0], profile.val_seed, profile.heldout_seed
+    assert (
+        card["dataset"]["train_flight_seeds"] == [train_seed]
+        and card["heldout"]["flight_seed"] == heldout_seed
+    )
     assert 0 < (dest / "best.pt").stat().st_size <= MAX_WEIGHTS_BYTES
     assert card["weights"]["bytes"] == (dest / "best.pt").stat().st_size
     assert (dest / "eval" / "metrics.json").is_file() and (dest / "eval" / "pr_curve.png").is_file()
@@ -71,9 +76,9 @@ def test_quick_run_of_one_domain(tmp_path: Path) -> None:
     # The held-out flight is nowhere in the training set.
     manifest = json.loads((tmp_path / "work" / "dataset" / "manifest.json").read_text())
     flights = {f["source"]["flight"] for f in manifest["files"] if f.get("source")}
-    assert flights == {"pv-thermal-1000", "pv-thermal-1003"}
+    assert flights == {f"pv-thermal-{train_seed}", f"pv-thermal-{val_seed}"}
     heldout_report = json.loads((dest / "eval" / "metrics.json").read_text())
-    assert heldout_report["data"].endswith("pv-thermal-2000") and heldout_report["images"] == 2
+    assert heldout_report["data"].endswith(f"pv-thermal-{heldout_seed}") and heldout_report["images"] == 2
     # The held-out figures are those of the exported ONNX file, the one pipelines and the edge runtime run.
     onnx_file = dest / card["onnx"]["file"]
     assert onnx_file.suffix == ".onnx" and heldout_report["model"] == str(onnx_file.resolve())
@@ -91,6 +96,32 @@ def test_quick_run_of_one_domain(tmp_path: Path) -> None:
 def test_evaluate_only_needs_shipped_weights(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"pv-rgb/best\.pt: no shipped model"):
         evaluate_only(PROFILES["pv-rgb"], tmp_path / "models", tmp_path / "work")
+
+
+@pytest.fixture(scope="module")
+def rendered_flight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-frame pv-thermal flight at the generator's default defect rate (0.03)."""
+    from datasets.synth import generate_flight
+
+    out = tmp_path_factory.mktemp("flight") / "pv-thermal-7"
+    generate_flight("pv-thermal", 2, 7, out, progress=False, image_size=(160, 128))
+    return out / "synth.json"
+
+
+@pytest.mark.parametrize(
+    ("images", "defect_rate", "why"),
+    [
+        (2, None, None),  # the generator's default rate, as rendered
+        (2, 0.03, None),  # the same rate asked for explicitly
+        (3, None, "2 frames rendered, 3 wanted"),
+        (2, 0.16, "defect rate 0.03 rendered, 0.16 wanted"),
+    ],
+)
+def test_cached_flight_is_reused_only_when_it_matches(
+    rendered_flight: Path, images: int, defect_rate: float | None, why: str | None
+) -> None:
+    """A profile change (frames, training defect rate) re-renders a cached flight instead of training on it."""
+    assert _stale_flight(rendered_flight, images, defect_rate) == why
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
