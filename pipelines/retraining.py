@@ -7,7 +7,9 @@
 * ``holdout_evaluation``: candidate and champion scored on the FIXED holdout flight (synthetic, seed
   :data:`HOLDOUT_SEED`, regenerated identically when missing) with ``detection.evaluate``; the candidate is first
   exported to ONNX and verified against its weights (``onnx_export``), and its ONNX is what gets scored and
-  stored as the version's ``onnx`` artifact (what the flight job and the on-site runtime run).
+  stored as the version's ``onnx`` artifact (what the flight job and the on-site runtime run), carrying the
+  candidate's operating point (``skyinspect.conf``: the confidence threshold with the best findings F1 on the
+  holdout flight, ``detection.operating_point``; also in the artifact's info in the card).
 * ``model_promotion``: :func:`decide_promotion` — the candidate becomes champion only when its holdout mAP50-95
   beats the champion's; otherwise it stays the candidate and the reason is written into its model card
   (``card["promotion"]``).
@@ -285,6 +287,7 @@ def holdout_evaluation(
     models: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     from detection.evaluate import EvalConfig, evaluate
+    from detection.operating_point import choose_operating_point, write_conf
 
     domain = context.partition_key
     reg = models.registry()
@@ -298,7 +301,15 @@ def holdout_evaluation(
     onnx, verification = export_and_verify(
         pulled.path("pytorch"), root / candidate / "onnx", holdout, config.imgsz
     )
-    reg.add_artifact(domain, candidate, onnx, "onnx", info={"verification": verification})
+    # Its operating point on the same fixed flight: the threshold only sets what the flight job and the edge keep;
+    # the promotion below compares mAP50-95, which no threshold changes.
+    point = choose_operating_point(onnx, holdout, domain)
+    write_conf(onnx, point["conf"])
+    context.log.info("%s %s: operating point conf %.2f (holdout findings F1 %.3f)", domain, candidate,
+                     point["conf"], point["f1"])  # fmt: skip
+    reg.add_artifact(
+        domain, candidate, onnx, "onnx", info={"verification": verification, "operating_point": point}
+    )
     report = evaluate(EvalConfig(model=onnx, data=holdout, out=None, plots=False)).report
     reg.add_evaluation(domain, candidate, HOLDOUT_NAME, report)
     champion_score = None
@@ -321,6 +332,7 @@ def holdout_evaluation(
             "champion_" + METRIC: champion_score,
             "holdout": str(holdout),
             "onnx_verification": verification,
+            "conf": point["conf"],
         }
     )
 

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from fixtures_inference import NAMES, synthetic_frame
 
 from detection.cli_predict import annotate, class_colours, expand_images
-from detection.default_models import write_conf
 from detection.detections import Detections
 from detection.inference import Detector
+from detection.operating_point import write_conf
 from skyinspect.cli import cli
 
 

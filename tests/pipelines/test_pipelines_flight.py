@@ -58,7 +58,7 @@ def test_the_detection_threshold_is_the_models_unless_configured(
     object_store, pipeline_settings: Settings, wind_onnx: Path, wind_flight: Path, tmp_path: Path,
     model_conf: float | None, run_conf: float | None, want: tuple[float, str],
 ) -> None:  # fmt: skip
-    from detection.default_models import write_conf
+    from detection.operating_point import write_conf
     from pipelines.resources import ModelRegistryResource, ObjectStoreResource, SettingsResource
 
     models = tmp_path / "models"

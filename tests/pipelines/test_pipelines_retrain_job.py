@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from detection.model_meta import ModelMeta
+from detection.operating_point import CONF_GRID
 from pipelines.definitions import build_definitions
 from pipelines.retraining import HOLDOUT_NAME
 
@@ -39,8 +41,13 @@ def test_retrain_job_registers_exports_evaluates_and_promotes_the_first_champion
     assert card["promotion"]["promote"] is True and "no champion yet" in card["promotion"]["reason"]
     assert {a["kind"] for a in card["artifacts"].values()} >= {"pytorch", "onnx"}
     assert card["evaluations"][HOLDOUT_NAME]["map50_95"] is not None
+    # the candidate's ONNX carries its operating point, chosen on the holdout flight and kept in the card
+    (onnx_entry,) = [a for a in card["artifacts"].values() if a["kind"] == "onnx"]
+    point = onnx_entry["operating_point"]
+    assert 0 < point["conf"] < 1 and [row["conf"] for row in point["grid"]] == sorted(CONF_GRID)
     # the flight job now finds this champion in the registry
     resolved = pipeline_resources["models"].resolve("pv-thermal")
     assert (
         resolved.source == "registry" and resolved.version == versions[0] and resolved.path.suffix == ".onnx"
     )
+    assert ModelMeta.from_onnx(resolved.path).conf == point["conf"]

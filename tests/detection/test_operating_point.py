@@ -1,4 +1,4 @@
-"""detection.default_models: the operating point (``skyinspect.conf``) chosen on a validation flight.
+"""detection.operating_point: the operating point (``skyinspect.conf``) chosen on a validation flight.
 
 The chooser is driven on real findings (``findings.build`` + ``findings.score`` on a small synthetic flight) and
 real onnxruntime sessions (the edge tests' tiny hand-built detector); nothing local is mocked.
@@ -16,7 +16,10 @@ import pytest
 
 from datasets.synth import generate_flight
 from detection import taxonomy
-from detection.default_models import (
+from detection.detections import Detections
+from detection.inference import Detector
+from detection.model_meta import ModelMeta, ModelMetadataError
+from detection.operating_point import (
     CONF_GRID,
     choose_operating_point,
     filter_conf,
@@ -25,9 +28,6 @@ from detection.default_models import (
     pick_best,
     write_conf,
 )
-from detection.detections import Detections
-from detection.inference import Detector
-from detection.model_meta import ModelMeta, ModelMetadataError
 from detection.slicing import SlicedDetector
 
 ROOT = Path(__file__).resolve().parents[2]
