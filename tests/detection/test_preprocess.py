@@ -123,6 +123,20 @@ def test_thermal_window_mapping() -> None:
     assert narrow[0, 2, 0] == 128  # 25 °C is mid-window
 
 
+@pytest.mark.parametrize("window", [(0.0, 100.0), (-20.0, 150.0), (25.5, 26.0), (-273.15, 382.2)])
+def test_thermal_lookup_equals_the_float_mapping_for_every_count(window: tuple[float, float]) -> None:
+    """counts_to_uint8's table gives exactly what the float window mapping gives, for all 65536 counts."""
+    counts = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    expected = radiometry.window_to_uint8(radiometry.counts_to_celsius(counts), window)
+    assert np.array_equal(radiometry.counts_to_uint8(counts, window), expected)
+
+
+@pytest.mark.parametrize("window", [(30.0, 30.0), (40.0, 10.0)])
+def test_thermal_lookup_rejects_an_empty_or_reversed_window(window: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match="low < high"):
+        radiometry.counts_to_uint8(np.zeros((2, 2), np.uint16), window)
+
+
 @pytest.mark.parametrize(
     ("image", "kind", "shape", "error"),
     [
