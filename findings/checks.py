@@ -328,6 +328,12 @@ JB_MAX_CELLS = 1.6
 a 60-/72-cell module) is smaller than a cell, and its warm rim adds to the half-ΔT area (1.45 cells measured on
 the acceptance flight); two warm cells make ≥ :data:`SPOT_MULTI_MIN_CELLS`."""
 
+JB_RIM_MAX_CELLS = 3.0
+"""Largest warm area (cells) at which a spot the DETECTOR called a junction box, at the junction-box position, keeps
+that class: the rim's half-ΔT area grows where the module around the box is warm and uneven (1.8–2.6 cells measured
+on the 26 °C acceptance flight 2003), while two or more warm cells centred exactly there are rare; a 2×2 cluster
+of cells measures more."""
+
 JB_FROM_END = 0.12
 """Where a junction box sits: this fraction of the module's long side from one short end, centred across."""
 
@@ -920,7 +926,8 @@ def spot_class(cls_name: str, spots: Sequence[dict[str, Any] | None]) -> tuple[s
     cell (≤ :data:`SPOT_SINGLE_MAX_CELLS`) and several (≥ :data:`SPOT_MULTI_MIN_CELLS`); a spot of at most
     :data:`JB_MAX_CELLS` whose centre (median over the frames) lies at the junction-box position (:data:`JB_FROM_END` ±
     :data:`JB_FROM_END_TOL` of the long side from an end, within :data:`JB_ACROSS_TOL` of the long axis) is
-    a junction box. Between the limits, or without measurements, the detector's class stands.
+    a junction box, and one the detector called a junction box stays one there up to :data:`JB_RIM_MAX_CELLS`.
+    Between the limits, or without measurements, the detector's class stands.
     """
     rule = "spot-class"
     ms = [m for m in spots if m]
@@ -979,6 +986,13 @@ def spot_class(cls_name: str, spots: Sequence[dict[str, Any] | None]) -> tuple[s
                     "stands",
                 }
             why = f"{size}: one cell, away from the junction-box position"
+    elif cls_name == "junction_box" and at_jb and cells <= JB_RIM_MAX_CELLS:
+        return cls_name, {
+            **out,
+            "result": "passed",
+            "reason": f"{size}: at the junction-box position and at most {JB_RIM_MAX_CELLS:g} cells (a hot box's "
+            "warm rim): confirms the detector's class",
+        }
     elif cells >= SPOT_MULTI_MIN_CELLS:
         new = "hotspot_multi_cell"
         why = f"{size}: several cells (≥ {SPOT_MULTI_MIN_CELLS:g})"

@@ -154,9 +154,30 @@ def test_spot_class_needs_radiometry_and_the_module(synth_case, radiometry: bool
             "hotspot_single_cell",
             "reclassified",
         ),
-        # a 2-cell pair straddling the long axis at the junction-box place is two cells, not a junction box
+        # at the junction-box place, a junction box's warm rim (up to JB_RIM_MAX_CELLS) keeps the detector's class
         (
             [{"cells": 2.0, "cut": False, "from_end": 0.125, "across": 0.0}],
+            "junction_box",
+            "junction_box",
+            "passed",
+        ),
+        # ... the same area called a multi-cell hot spot by the detector stays one
+        (
+            [{"cells": 2.0, "cut": False, "from_end": 0.125, "across": 0.0}],
+            "hotspot_multi_cell",
+            "hotspot_multi_cell",
+            "passed",
+        ),
+        # ... but a warm area of several cells there (a 2x2 cluster) is no junction box
+        (
+            [{"cells": 3.5, "cut": False, "from_end": 0.125, "across": 0.0}],
+            "junction_box",
+            "hotspot_multi_cell",
+            "reclassified",
+        ),
+        # off the junction-box place, two cells are two cells whatever the detector said
+        (
+            [{"cells": 2.0, "cut": False, "from_end": 0.3, "across": 0.25}],
             "junction_box",
             "hotspot_multi_cell",
             "reclassified",
